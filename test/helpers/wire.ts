@@ -79,7 +79,7 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
     closedByServer: false,
     reset: false
   }
-  let received = Buffer.alloc(0)
+  let received: Buffer = Buffer.alloc(0)
   let answered = false
   let sending = false
   let ended = false
