@@ -20,7 +20,8 @@ export interface FileMeta {
 export interface WrittenBody {
   size: number
   sha256: Buffer
-  md5: Buffer
+  /** Only when `begin` was asked for it (`md5: true`): MD5 costs as much CPU as SHA-256. */
+  md5: Buffer | null
 }
 
 /** Preconditions checked atomically with the commit. */
@@ -54,6 +55,8 @@ export interface BeginOptions {
   contentType: string
   /** The most bytes `write` accepts. */
   maxBytes: number
+  /** Also compute the MD5 of the body (to check a `Content-MD5`). */
+  md5?: boolean
 }
 
 export interface ByteRange {
