@@ -244,6 +244,19 @@ function tripLimit (raw: RawRequest, state: BodyState): void {
   state.tripped = true
   state.closeAfter = true
   state.reason = REFUSAL_REASONS.tooLargeWhileStreaming
+  if (raw.listenerCount('error') > 0) failConsumer(raw, state)
+  // Nobody reads yet: a consumer that starts later gets the error then.
+  else raw._read = failOnRead
+}
+
+function failOnRead (this: RawRequest, size: number): void {
+  Reflect.deleteProperty(this, '_read')
+  if (this.listenerCount('error') > 0) failConsumer(this, this[kState] as BodyState)
+  // Node discarding the unread body after the answer: let it flow away.
+  else this._read(size)
+}
+
+function failConsumer (raw: RawRequest, state: BodyState): void {
   // The consumer's stream errors so that storage can abort, but the socket
   // stays up: it still has to carry the 413.
   raw._destroy = destroyKeepingConnection
@@ -397,7 +410,10 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     const route = hasBody && !request.is404 ? routeSettingsOf(request) : null
     const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
 
-    const state = new BodyState(ctx, request, reply, declared, awaiting, route === null ? Infinity : route.maxBytes, socket)
+    // A declared length is checked once, below; only a body of unknown
+    // length is counted against the limit as it arrives.
+    const streamingLimit = route === null || declared >= 0 ? Infinity : route.maxBytes
+    const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
     const res = reply.raw as RawResponse
     raw[kState] = state
     res[kState] = state

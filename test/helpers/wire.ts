@@ -65,7 +65,8 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
   const send = options.send ?? 'wait'
   const stopOnAnswer = options.stopOnAnswer ?? true
   const closeWaitMs = options.closeWaitMs ?? 300
-  const socket: Socket = connect(port, '127.0.0.1')
+  // Half-open allowed: like a client still busy sending, it goes on after the server's FIN.
+  const socket: Socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
   socket.setNoDelay(true)
 
   const result: Exchange = {
@@ -132,9 +133,10 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
     }
     if (options.chunked === true && !socket.destroyed && !(answered && stopOnAnswer)) socket.write('0\r\n\r\n')
   }
+  let bodyDone: Promise<void> = Promise.resolve()
   function startBody (): void {
     sending = true
-    writeBody().catch(() => {})
+    bodyDone = writeBody().catch(() => {})
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -159,6 +161,10 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
   })
   const length = result.headers['content-length']
   result.body = (length === undefined ? received : received.subarray(0, Number(length))).toString('utf8')
+
+  // A client that goes on sending after the answer finishes its body first
+  // (a server that closes too early shows up here as a reset).
+  if (!stopOnAnswer) await bodyDone
 
   // Then see whether the server closes the connection.
   if (!ended) {

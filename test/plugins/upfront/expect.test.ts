@@ -1,0 +1,253 @@
+// Parsing of Expect, HTTP/1.0, and the lazy 100: exactly one 100, at the
+// first read of the body by any path, and none when something answers first.
+import { pipeline } from 'node:stream/promises'
+import { Writable } from 'node:stream'
+import multipart from '@fastify/multipart'
+import t from 'tap'
+import { countBody, startApp } from '../../helpers/app.js'
+import { exchange, json } from '../../helpers/wire.js'
+
+const body = Buffer.alloc(300 * 1024, 'b')
+
+function head (lines: string[]): string {
+  return lines.join('\r\n')
+}
+
+t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
+  const { port } = await startApp(t)
+  const accepted = [
+    ['Expect: 100-CONTINUE'],
+    ['Expect: 100-continue', 'Expect: 100-Continue'],
+    ['Expect: 100-continue, '],
+    ['Expect:  100-continue ,100-continue']
+  ]
+  for (const lines of accepted) {
+    const result = await exchange(port, {
+      head: head(['POST /?readbody=true HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, ...lines]),
+      body
+    })
+    t.same(result.informational, ['HTTP/1.1 100 Continue'], lines.join(' | '))
+    t.equal(result.status, 200)
+    t.same(json(result), { received: body.length })
+  }
+
+  const refused: Array<[string[], string]> = [
+    [['Expect: a-pony'], '"a-pony"'],
+    [['Expect: 100-continue, foo'], '"foo"'],
+    [['Expect: foo, 100-continue'], '"foo"'],
+    [['Expect: 100-continue', 'Expect: bar=1'], '"bar=1"'],
+    [['Expect: 100-continue=yes'], '"100-continue=yes"'],
+    [['Expect:'], '""'],
+    [['Expect: , ,'], '""']
+  ]
+  for (const [lines, named] of refused) {
+    const result = await exchange(port, {
+      head: head(['POST /?readbody=true HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, ...lines]),
+      body
+    })
+    t.equal(result.statusLine, 'HTTP/1.1 417 Expectation Failed', lines.join(' | '))
+    t.same(result.informational, [], 'no 100')
+    t.equal(result.bodyBytesBeforeAnswer, 0, 'no body byte sent')
+    t.equal(result.headers.connection, 'close')
+    t.equal(result.headers['content-type'], 'application/json; charset=utf-8')
+    t.same(json(result), {
+      statusCode: 417,
+      code: 'UPFRONT_EXPECTATION_FAILED',
+      error: 'Expectation Failed',
+      message: `Unsupported expectation ${named}: this server only supports "100-continue"; retry the request without the Expect header`
+    })
+    t.ok(result.closedByServer)
+  }
+
+  // A request without a body is held to the same rule, and closed like Go does.
+  const bodyless = await exchange(port, { head: head(['GET /nothing HTTP/1.1', 'Host: x', 'Expect: a-pony']) })
+  t.equal(bodyless.status, 417)
+  t.ok(bodyless.closedByServer)
+})
+
+t.test('HTTP/1.0: 100-continue is ignored, no 1xx is ever sent, the body is read', async (t) => {
+  const { port } = await startApp(t)
+  const result = await exchange(port, {
+    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    body,
+    send: 'now'
+  })
+  t.same(result.informational, [])
+  t.equal(result.statusLine, 'HTTP/1.1 200 OK')
+  t.same(json(result), { received: body.length })
+
+  // An HTTP/1.0 client that waits anyway for a while still gets its answer after sending.
+  const waiting = await exchange(port, {
+    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    body,
+    send: 'after:100'
+  })
+  t.same(waiting.informational, [])
+  t.same(json(waiting), { received: body.length })
+
+  const unknown = await exchange(port, {
+    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', 'Content-Length: 0', 'Expect: a-pony'])
+  })
+  t.equal(unknown.status, 417, 'an unknown expectation is refused whatever the version')
+})
+
+t.test('the 100 is sent exactly once, at the first read, by any reading path', async (t) => {
+  const { port } = await startApp(t, {}, async (app) => {
+    await app.register(multipart)
+    app.register(async (json) => {
+      json.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, raw, done) => {
+        done(null, JSON.parse(raw.toString()))
+      })
+      json.post('/json', async (request) => ({ keys: Object.keys(request.body as object).length }))
+    })
+    app.post('/pipe', async (request) => {
+      let received = 0
+      await pipeline(request.raw, new Writable({
+        write (chunk: Buffer, _encoding, callback) { received += chunk.length; callback() }
+      }))
+      return { received }
+    })
+    app.post('/iterate', async (request) => ({ received: await countBody(request.raw) }))
+    app.post('/read-twice', async (request) => {
+      // Reading, pausing and reading again must not send a second 100.
+      const first = await new Promise<number>((resolve) => {
+        request.raw.once('data', (chunk: Buffer) => { request.raw.pause(); resolve(chunk.length) })
+      })
+      return { received: first + await countBody(request.raw) }
+    })
+    app.post('/multipart', async (request) => {
+      let received = 0
+      for await (const part of request.parts()) {
+        if (part.type === 'file') received += await countBody(part.file)
+      }
+      return { received }
+    })
+  })
+
+  const jsonBody = Buffer.from(JSON.stringify({ a: 1, b: 2, pad: 'x'.repeat(200_000) }))
+  const viaParser = await exchange(port, {
+    head: head(['POST /json HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${jsonBody.length}`, 'Expect: 100-continue']),
+    body: jsonBody
+  })
+  t.same(viaParser.informational, ['HTTP/1.1 100 Continue'], 'content-type parser')
+  t.same(json(viaParser), { keys: 3 })
+
+  for (const path of ['/pipe', '/iterate', '/read-twice']) {
+    const result = await exchange(port, {
+      head: head([`POST ${path} HTTP/1.1`, 'Host: x', 'Content-Type: application/octet-stream', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+      body
+    })
+    t.same(result.informational, ['HTTP/1.1 100 Continue'], path)
+    t.same(json(result), { received: body.length }, path)
+  }
+
+  const chunked = await exchange(port, {
+    head: head(['POST /iterate HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    body,
+    chunked: true
+  })
+  t.same(chunked.informational, ['HTTP/1.1 100 Continue'], 'chunked')
+  t.same(json(chunked), { received: body.length })
+
+  const boundary = '----upfront'
+  const form = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    body,
+    Buffer.from(`\r\n--${boundary}--\r\n`)
+  ])
+  const viaMultipart = await exchange(port, {
+    head: head(['POST /multipart HTTP/1.1', 'Host: x', `Content-Type: multipart/form-data; boundary=${boundary}`, `Content-Length: ${form.length}`, 'Expect: 100-continue']),
+    body: form
+  })
+  t.same(viaMultipart.informational, ['HTTP/1.1 100 Continue'], '@fastify/multipart')
+  t.same(json(viaMultipart), { received: body.length })
+})
+
+t.test('anything that answers before the first read ends the exchange with no 100 and no body byte', async (t) => {
+  const token = 'secret-token'
+  const { port } = await startApp(t, {}, async (app) => {
+    app.register(async (scope) => {
+      // An app's own auth hook at onRequest...
+      scope.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization !== `Bearer ${token}`) {
+          return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, code: 'NO_TOKEN', error: 'Unauthorized', message: 'send a bearer token' })
+        }
+      })
+      scope.post('/on-request', async (request) => ({ received: await countBody(request.raw) }))
+    })
+    app.register(async (scope) => {
+      // ...and one at preHandler, after the (pass-through) body parser.
+      scope.addHook('preHandler', async (request, reply) => {
+        if (request.headers.authorization !== `Bearer ${token}`) {
+          return reply.code(403).send({ statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden', message: 'not yours' })
+        }
+      })
+      scope.post('/pre-handler', async (request) => ({ received: await countBody(request.raw) }))
+    })
+    app.register(async (scope) => {
+      scope.addHook('preValidation', async () => {
+        const error = new Error('quota exceeded') as Error & { statusCode: number }
+        error.statusCode = 429
+        throw error
+      })
+      scope.post('/pre-validation', async (request) => ({ received: await countBody(request.raw) }))
+    })
+    app.post('/answers-without-reading', async () => ({ deduplicated: true }))
+  })
+
+  const cases: Array<[string, string[], number]> = [
+    ['/on-request', [], 401],
+    ['/pre-handler', [], 403],
+    ['/pre-validation', [], 429],
+    ['/does-not-exist', [], 404],
+    ['/answers-without-reading', [], 200]
+  ]
+  for (const [path, extra, status] of cases) {
+    const result = await exchange(port, {
+      head: head([`POST ${path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue', ...extra]),
+      body
+    })
+    t.equal(result.status, status, path)
+    t.same(result.informational, [], `${path}: no 100`)
+    t.equal(result.bodyBytesBeforeAnswer, 0, `${path}: no body byte before the answer`)
+    t.equal(result.bodyBytesWritten, 0, `${path}: no body byte at all`)
+    t.equal(result.headers.connection, 'close', `${path}: the held-back body is not drained`)
+    t.ok(result.closedByServer, `${path}: closed`)
+  }
+
+  for (const path of ['/on-request', '/pre-handler']) {
+    const result = await exchange(port, {
+      head: head([`POST ${path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue', `Authorization: Bearer ${token}`]),
+      body
+    })
+    t.same(result.informational, ['HTTP/1.1 100 Continue'], `${path} with a token`)
+    t.same(json(result), { received: body.length })
+  }
+
+  // Content-Length: 0 needs no 100 at all.
+  const empty = await exchange(port, {
+    head: head(['POST /on-request HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Expect: 100-continue', `Authorization: Bearer ${token}`])
+  })
+  t.same(empty.informational, [])
+  t.same(json(empty), { received: 0 })
+})
+
+t.test('no 100 once the answer has started, even if the handler then reads', async (t) => {
+  const { port } = await startApp(t, {}, (app) => {
+    app.post('/early', async (request, reply) => {
+      reply.hijack()
+      reply.raw.writeHead(202, { 'content-type': 'text/plain', connection: 'close' })
+      reply.raw.write('started;')
+      // The client never sends the body: this read just ends with the connection.
+      request.raw.resume()
+      reply.raw.end('done')
+    })
+  })
+  const result = await exchange(port, {
+    head: head(['POST /early HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    body
+  })
+  t.equal(result.status, 202)
+  t.same(result.informational, [])
+  t.equal(result.bodyBytesWritten, 0)
+})

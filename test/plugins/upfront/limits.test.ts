@@ -1,0 +1,196 @@
+// Pre-body checks of the plugin itself: 413 by declared length, 415 by type,
+// and the streaming limit on bodies of unknown length.
+import { pipeline } from 'node:stream/promises'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { countBody, startApp } from '../../helpers/app.js'
+import { exchange, json } from '../../helpers/wire.js'
+
+function head (lines: string[]): string {
+  return lines.join('\r\n')
+}
+
+function post (path: string, lines: string[]): string {
+  return head([`POST ${path} HTTP/1.1`, 'Host: x', ...lines])
+}
+
+t.test('declared Content-Length over the route limit: 413 before the body', async (t) => {
+  const { app, port } = await startApp(t, { maxBytes: 4096 }, (app) => {
+    const read = async (request: { raw: AsyncIterable<Buffer> }): Promise<unknown> => ({ received: await countBody(request.raw) })
+    app.post('/plugin-default', read)
+    app.post('/route-config', { config: { upfront: { maxBytes: 1024 } } }, read)
+    app.post('/body-limit', { bodyLimit: 2048 }, read)
+    app.post('/both', { bodyLimit: 2048, config: { upfront: { maxBytes: 100 } } }, read)
+    app.post('/off', { config: { upfront: false } }, read)
+  })
+
+  const cases: Array<[string, number, number | null]> = [
+    ['/plugin-default', 4097, 4096],
+    ['/plugin-default', 4096, null],
+    ['/route-config', 1025, 1024],
+    ['/route-config', 1024, null],
+    ['/body-limit', 2049, 2048],
+    ['/body-limit', 2048, null],
+    ['/both', 101, 100],
+    ['/off', 100_000, null]
+  ]
+  for (const [path, length, limit] of cases) {
+    const body = Buffer.alloc(length, 'z')
+    const result = await exchange(port, {
+      head: post(path, [`Content-Length: ${length}`, 'Expect: 100-continue']),
+      body
+    })
+    if (limit === null) {
+      t.same(result.informational, ['HTTP/1.1 100 Continue'], `${path} ${length}: accepted`)
+      t.same(json(result), { received: length })
+      continue
+    }
+    t.equal(result.statusLine, 'HTTP/1.1 413 Payload Too Large', `${path} ${length}`)
+    t.same(result.informational, [])
+    t.equal(result.bodyBytesWritten, 0)
+    t.equal(result.headers.connection, 'close')
+    t.same(json(result), {
+      statusCode: 413,
+      code: 'UPFRONT_BODY_TOO_LARGE',
+      error: 'Payload Too Large',
+      message: `Content-Length of ${length} bytes exceeds the ${limit}-byte limit of this route; send a smaller body`
+    })
+  }
+
+  // The size of the declared body costs nothing: a 10 TiB declaration is refused alike.
+  const huge = await exchange(port, {
+    head: post('/plugin-default', ['Content-Length: 10995116277760', 'Expect: 100-continue'])
+  })
+  t.equal(huge.status, 413)
+  t.match(huge.body, /10995116277760 bytes exceeds the 4096-byte limit/)
+
+  // Without Expect, the answer is the same and comes before the body is read.
+  const eager = await exchange(port, {
+    head: post('/plugin-default', ['Content-Length: 5000000']),
+    body: Buffer.alloc(5_000_000),
+    send: 'now',
+    stopOnAnswer: false
+  })
+  t.equal(eager.status, 413)
+  t.equal(eager.headers.connection, 'close', 'too much left to drain: closed')
+  t.notOk(eager.reset, 'the client got the answer, not a reset')
+
+  t.same(app.upfront.stats.refused['too-large'], 6)
+})
+
+t.test('route limits default to the server bodyLimit', async (t) => {
+  const { port } = await startApp(t, {}, (app) => {
+    app.post('/default', async (request) => ({ received: await countBody(request.raw) }))
+  }, { bodyLimit: 5000 })
+  const result = await exchange(port, { head: post('/default', ['Content-Length: 5001', 'Expect: 100-continue']) })
+  t.equal(result.status, 413)
+  t.match(json(result), { message: /5000-byte limit/ })
+})
+
+t.test('Content-Type outside the allowed list: 415 before the body', async (t) => {
+  const { port } = await startApp(t, { contentTypes: ['application/octet-stream'] }, (app) => {
+    const read = async (request: { raw: AsyncIterable<Buffer> }): Promise<unknown> => ({ received: await countBody(request.raw) })
+    app.post('/images', { config: { upfront: { contentTypes: ['image/*', 'application/pdf'] } } }, read)
+    app.post('/default-types', read)
+  })
+  const accepted: Array<[string, string]> = [
+    ['/images', 'image/png'],
+    ['/images', 'IMAGE/Svg+XML; charset=utf-8'],
+    ['/images', 'application/pdf'],
+    ['/default-types', 'application/octet-stream']
+  ]
+  for (const [path, type] of accepted) {
+    const result = await exchange(port, {
+      head: post(path, ['Content-Length: 10', `Content-Type: ${type}`, 'Expect: 100-continue']),
+      body: Buffer.alloc(10)
+    })
+    t.equal(result.status, 200, `${path} ${type}`)
+  }
+  const refused: Array<[string, string | null, string]> = [
+    ['/images', 'text/html', 'Content-Type "text/html" is not accepted by this route; send one of: image/*, application/pdf'],
+    ['/images', 'image', 'Content-Type "image" is not accepted by this route; send one of: image/*, application/pdf'],
+    ['/images', 'imagex/png', 'Content-Type "imagex/png" is not accepted by this route; send one of: image/*, application/pdf'],
+    ['/images', null, 'Content-Type (none) is not accepted by this route; send one of: image/*, application/pdf'],
+    ['/default-types', 'text/plain', 'Content-Type "text/plain" is not accepted by this route; send one of: application/octet-stream']
+  ]
+  for (const [path, type, message] of refused) {
+    const result = await exchange(port, {
+      head: post(path, ['Content-Length: 10', ...(type === null ? [] : [`Content-Type: ${type}`]), 'Expect: 100-continue']),
+      body: Buffer.alloc(10)
+    })
+    t.equal(result.statusLine, 'HTTP/1.1 415 Unsupported Media Type', `${path} ${String(type)}`)
+    t.equal(result.bodyBytesWritten, 0)
+    t.same(json(result), { statusCode: 415, code: 'UPFRONT_UNSUPPORTED_MEDIA_TYPE', error: 'Unsupported Media Type', message })
+  }
+  // A request without a body is not subject to the list.
+  const bodyless = await exchange(port, { head: post('/images', ['Content-Length: 0']) })
+  t.equal(bodyless.status, 200)
+})
+
+t.test('chunked body over the limit: 413, reading stops, the consumer stream errors, the connection closes', async (t) => {
+  const seen: Array<{ code?: string, received: number }> = []
+  const { app, port } = await startApp(t, { maxBytes: 200_000 }, (app) => {
+    app.post('/store', async (request) => {
+      let received = 0
+      try {
+        await pipeline(request.raw, new Writable({
+          write (chunk: Buffer, _encoding, callback) { received += chunk.length; callback() }
+        }))
+      } catch (error) {
+        seen.push({ code: (error as { code?: string }).code, received })
+        throw error
+      }
+      return { received }
+    })
+    app.register(async (json) => {
+      json.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: 10_000_000 }, (_request, raw, done) => { done(null, raw.length) })
+      json.post('/json', async (request) => ({ length: request.body }))
+    })
+  })
+
+  const body = Buffer.alloc(1_000_000, 'c')
+  const result = await exchange(port, {
+    head: post('/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    body,
+    chunked: true,
+    chunkSize: 16 * 1024,
+    stopOnAnswer: false
+  })
+  t.same(result.informational, ['HTTP/1.1 100 Continue'])
+  t.equal(result.statusLine, 'HTTP/1.1 413 Payload Too Large')
+  t.equal(result.headers.connection, 'close')
+  t.same(json(result), {
+    statusCode: 413,
+    code: 'UPFRONT_BODY_TOO_LARGE',
+    error: 'Payload Too Large',
+    message: 'Request body exceeds the 200000-byte limit of this route; send a smaller body'
+  })
+  t.ok(result.closedByServer, 'closed')
+  t.notOk(result.reset, 'not reset: the client still sending got its answer')
+  t.equal(seen.length, 1)
+  t.equal(seen[0]?.code, 'UPFRONT_BODY_TOO_LARGE', 'the consumer saw the limit error')
+  t.ok((seen[0]?.received ?? Infinity) <= 200_000, 'the consumer never got a byte past the limit')
+
+  // The content-type parser path ends the same way.
+  const viaParser = await exchange(port, {
+    head: post('/json', ['Transfer-Encoding: chunked', 'Content-Type: application/json', 'Expect: 100-continue']),
+    body,
+    chunked: true,
+    stopOnAnswer: false
+  })
+  t.equal(viaParser.status, 413)
+  t.equal(json(viaParser) && (json(viaParser) as { code: string }).code, 'UPFRONT_BODY_TOO_LARGE')
+
+  // Under the limit, chunked bodies pass.
+  const small = await exchange(port, {
+    head: post('/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    body: body.subarray(0, 150_000),
+    chunked: true
+  })
+  t.same(json(small), { received: 150_000 })
+
+  t.equal(app.upfront.stats.refused['too-large-while-streaming'], 2)
+  // The server is still healthy.
+  const again = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 3']), body: Buffer.from('abc'), send: 'now' })
+  t.same(json(again), { received: 3 })
+})

@@ -1,0 +1,223 @@
+// Every request with an Expect header goes through the normal Fastify
+// lifecycle, on every kind of server Fastify can run.
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { request as httpRequest } from 'node:http'
+import { connect as http2Connect } from 'node:http2'
+import type { ClientHttp2Session } from 'node:http2'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import t from 'tap'
+import type { Test } from 'tap'
+import upfront from '../../../plugins/upfront/index.js'
+import { startApp } from '../../helpers/app.js'
+import { exchange, json } from '../../helpers/wire.js'
+
+const key = readFileSync(new URL('../../fixtures/key.pem', import.meta.url))
+const cert = readFileSync(new URL('../../fixtures/cert.pem', import.meta.url))
+
+interface ClientResult {
+  continued: boolean
+  status: number
+  body: string
+  bodyBytesWritten: number
+}
+
+/** Node's own HTTP/1.1 client, which waits for the 100 before it writes the body. */
+async function nodeClient (secure: boolean, port: number, path: string, body: Buffer, method = 'PUT'): Promise<ClientResult> {
+  const request = secure ? httpsRequest : httpRequest
+  return await new Promise((resolve, reject) => {
+    const result: ClientResult = { continued: false, status: 0, body: '', bodyBytesWritten: 0 }
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      method,
+      ca: cert,
+      servername: 'localhost',
+      headers: { expect: '100-continue', 'content-length': String(body.length) }
+    })
+    req.on('continue', () => {
+      result.continued = true
+      result.bodyBytesWritten = body.length
+      req.end(body)
+    })
+    req.on('response', (res) => {
+      result.status = res.statusCode ?? 0
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => { result.body += chunk })
+      res.on('end', () => { req.destroy(); resolve(result) })
+    })
+    req.on('error', reject)
+    req.flushHeaders()
+  })
+}
+
+/** node:http2's client: waits for the 100 ('continue') before sending. */
+async function h2Client (session: ClientHttp2Session, path: string, body: Buffer, expect: string): Promise<ClientResult> {
+  return await new Promise((resolve, reject) => {
+    const result: ClientResult = { continued: false, status: 0, body: '', bodyBytesWritten: 0 }
+    const stream = session.request({
+      ':method': 'PUT',
+      ':path': path,
+      expect,
+      'content-length': String(body.length)
+    }, { endStream: false })
+    stream.on('continue', () => {
+      result.continued = true
+      result.bodyBytesWritten = body.length
+      stream.end(body)
+    })
+    stream.on('response', (headers) => { result.status = Number(headers[':status']) })
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => { result.body += chunk })
+    stream.on('end', () => { resolve(result) })
+    stream.on('error', reject)
+  })
+}
+
+async function h2App (t: Test, secure: boolean): Promise<number> {
+  // One code path for both servers: their types differ only in the raw request and reply.
+  const app = (secure
+    ? Fastify({ http2: true, https: { key, cert, allowHTTP1: true } })
+    : Fastify({ http2: true })) as unknown as FastifyInstance
+  await app.register(upfront, { maxBytes: 1024 * 1024 })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+  app.put('/upload', async (request) => {
+    let received = 0
+    for await (const chunk of request.raw) received += (chunk as Buffer).length
+    return { received }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return (app.server.address() as { port: number }).port
+}
+
+t.test('HTTP/2, cleartext and TLS: 100-Continue accepted in any case, oversize refused without the body', async (t) => {
+  for (const secure of [false, true]) {
+    const port = await h2App(t, secure)
+    const session = http2Connect(`${secure ? 'https' : 'http'}://localhost:${port}`, { ca: cert })
+    t.teardown(() => session.close())
+    const body = Buffer.alloc(300_000, 'h')
+
+    // node:http2 itself would answer "100-Continue" (Java's spelling) with a 417.
+    const accepted = await h2Client(session, '/upload', body, '100-Continue')
+    t.ok(accepted.continued, `${secure ? 'h2' : 'h2c'}: 100 received`)
+    t.equal(accepted.status, 200)
+    t.same(JSON.parse(accepted.body), { received: body.length })
+
+    const oversize = Buffer.alloc(2 * 1024 * 1024)
+    const refused = await h2Client(session, '/upload', oversize, '100-continue')
+    t.notOk(refused.continued, 'no 100')
+    t.equal(refused.status, 413)
+    t.equal(refused.bodyBytesWritten, 0, 'no body byte sent')
+    t.match(JSON.parse(refused.body), { code: 'UPFRONT_BODY_TOO_LARGE' })
+
+    const pony = await h2Client(session, '/upload', body, 'a-pony')
+    t.equal(pony.status, 417)
+    t.match(JSON.parse(pony.body), { code: 'UPFRONT_EXPECTATION_FAILED' })
+
+    // The session is still usable after the refusals.
+    const again = await h2Client(session, '/upload', body.subarray(0, 10), '100-continue')
+    t.same(JSON.parse(again.body), { received: 10 })
+  }
+})
+
+t.test('HTTPS (HTTP/1.1 over TLS) with Node\'s own client', async (t) => {
+  const app = Fastify({ https: { key, cert } })
+  await app.register(upfront, { maxBytes: 1000 })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+  app.put('/upload', async (request) => {
+    let received = 0
+    for await (const chunk of request.raw) received += (chunk as Buffer).length
+    return { received }
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const accepted = await nodeClient(true, port, '/upload', Buffer.alloc(1000))
+  t.ok(accepted.continued)
+  t.same(JSON.parse(accepted.body), { received: 1000 })
+  const refused = await nodeClient(true, port, '/upload', Buffer.alloc(1001))
+  t.notOk(refused.continued)
+  t.equal(refused.status, 413)
+  t.equal(refused.bodyBytesWritten, 0)
+})
+
+t.test('a serverFactory that returns a Node server', async (t) => {
+  const { port } = await startApp(t, {}, undefined, {
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => createServer(handler)
+  })
+  const refused = await nodeClient(false, port, '/?readbody=false', Buffer.alloc(5000), 'POST')
+  t.notOk(refused.continued)
+  t.equal(refused.status, 401)
+  t.equal(refused.bodyBytesWritten, 0)
+  const accepted = await nodeClient(false, port, '/?readbody=true', Buffer.alloc(5000), 'POST')
+  t.ok(accepted.continued)
+  t.same(JSON.parse(accepted.body), { received: 5000 })
+})
+
+t.test('hooks, logs, the error handler and the 404 handler all see Expect requests', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const logStream = new Writable({
+    write (chunk: Buffer, _encoding, callback) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); callback() }
+  })
+  const hooks: string[] = []
+  const { port } = await startApp(t, { maxBytes: 100 }, (app) => {
+    app.addHook('onRequest', async (request) => { hooks.push(`onRequest ${request.url}`) })
+    app.addHook('onResponse', async (request, reply) => { hooks.push(`onResponse ${request.url} ${reply.statusCode}`) })
+    app.setErrorHandler(async (error: { statusCode?: number, code?: string, message: string }, _request, reply) => {
+      hooks.push(`errorHandler ${error.code ?? ''}`)
+      return await reply.code(error.statusCode ?? 500).send({ statusCode: error.statusCode, code: error.code, error: 'handled', message: error.message })
+    })
+    app.setNotFoundHandler(async (request, reply) => {
+      hooks.push(`notFound ${request.url}`)
+      return await reply.code(404).send({ statusCode: 404, code: 'NO_ROUTE', error: 'Not Found', message: 'no such route' })
+    })
+  }, { logger: { level: 'info', stream: logStream } })
+
+  const pony = await exchange(port, { head: 'POST /?readbody=true HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: a-pony' })
+  t.match(json(pony), { error: 'handled', code: 'UPFRONT_EXPECTATION_FAILED' })
+  const missing = await exchange(port, { head: 'POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue' })
+  t.equal(missing.status, 404)
+  t.same(missing.informational, [])
+  t.equal(missing.headers.connection, 'close')
+  t.same(json(missing), { statusCode: 404, code: 'NO_ROUTE', error: 'Not Found', message: 'no such route' })
+
+  // The plugin's hook was added first, so its refusal ends onRequest before the app's hook.
+  t.same(hooks, [
+    'errorHandler UPFRONT_EXPECTATION_FAILED',
+    'onResponse /?readbody=true 417',
+    'onRequest /nowhere',
+    'notFound /nowhere',
+    'onResponse /nowhere 404'
+  ])
+  const refusals = lines.filter((line) => line.upfront !== undefined)
+  t.match(refusals, [
+    { msg: 'request refused before its body was read', upfront: { reason: 'expectation', statusCode: 417, declaredBytes: 5, receivedBytes: 0 } },
+    { msg: 'request refused before its body was read', upfront: { reason: '404', statusCode: 404, declaredBytes: 5000 } }
+  ])
+  t.ok(lines.some((line) => line.msg === 'incoming request' && (line.req as { url?: string }).url === '/nowhere'), 'the request was logged by Fastify')
+})
+
+t.test('fastify.inject works unchanged', async (t) => {
+  const app = Fastify()
+  await app.register(upfront, { maxBytes: 10, contentTypes: ['text/plain'] })
+  app.post('/', async (request) => ({ body: request.body }))
+  t.teardown(() => app.close())
+  const accepted = await app.inject({ method: 'POST', url: '/', headers: { expect: '100-continue', 'content-type': 'text/plain' }, payload: 'hello' })
+  t.equal(accepted.statusCode, 200)
+  t.same(accepted.json(), { body: 'hello' })
+  const tooLarge = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'text/plain' }, payload: 'hello world!' })
+  t.equal(tooLarge.statusCode, 413)
+  t.equal(tooLarge.json().code, 'UPFRONT_BODY_TOO_LARGE')
+  const pony = await app.inject({ method: 'POST', url: '/', headers: { expect: 'a-pony', 'content-type': 'text/plain' }, payload: 'x' })
+  t.equal(pony.statusCode, 417)
+  const get = await app.inject({ method: 'GET', url: '/' })
+  t.equal(get.statusCode, 404)
+})
