@@ -136,7 +136,7 @@ type LingeringSocket = Socket & { [kLingerMs]?: number }
 
 /** What the plugin knows of one request that has a body or an Expect header. */
 class BodyState {
-  /** A 100 is owed: the client waits for it before sending the body. */
+  /** A 100 is owed: the client waits for it before sending the body. Cleared by the 100, the first body byte, or the answer. */
   awaiting: boolean
   received = 0
   tripped = false
@@ -192,10 +192,9 @@ function compileRoute (
   return { maxBytes, mediaTypes: mediaTypes === undefined ? defaults.mediaTypes : mediaTypes }
 }
 
+// Node's HTTP/1 and HTTP/2 parsers have already refused a malformed length.
 function declaredLength (value: string | undefined): number {
-  if (value === undefined) return -1
-  const length = Number(value)
-  return Number.isNaN(length) ? -1 : length
+  return value === undefined ? -1 : Number(value)
 }
 
 function bodyWithoutLength (raw: RawRequest): boolean {
@@ -213,20 +212,20 @@ function readWithContinue (this: RawRequest, size: number): void {
 function sendContinue (state: BodyState): void {
   if (!state.awaiting) return
   state.awaiting = false
-  const res = state.reply.raw
-  // RFC 9110 §10.1.1: no 100 once the final answer has started, and none
-  // needed when the client already sends its body without waiting.
-  if (res.headersSent || res.writableEnded || state.received > 0) return
-  res.writeContinue()
+  state.reply.raw.writeContinue()
   state.ctx.continued++
 }
 
 /** Replaces `push` while the body arrives: counts it and enforces the limit on bodies of unknown length. */
 function countingPush (this: RawRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
   const state = this[kState] as BodyState
+  // Past the limit, what still arrives is read only to be discarded, and
+  // the body never ends normally: its reader gets the limit error.
+  if (state.tripped) return true
   if (chunk !== null) {
-    // Past the limit, what still arrives is read only to be discarded.
-    if (state.tripped) return true
+    // A client that sends its body without waiting needs no 100 any more
+    // (RFC 9110 §10.1.1), and is no longer held back.
+    state.awaiting = false
     state.received += (chunk as Buffer).length
     if (state.received > state.limit) {
       tripLimit(this, state)
@@ -331,7 +330,8 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     throw new InvalidOptionError('authRefusal', `expected "status" or "expectation-failed", got ${String(opts.authRefusal)}`)
   }
   const defaults: RouteSettings = {
-    maxBytes: checkByteCount('maxBytes', opts.maxBytes, true) ?? fastify.initialConfig.bodyLimit ?? 1048576,
+    // Fastify always fills initialConfig.bodyLimit (default 1 MiB).
+    maxBytes: checkByteCount('maxBytes', opts.maxBytes, true) ?? fastify.initialConfig.bodyLimit as number,
     mediaTypes: checkMediaTypes('contentTypes', opts.contentTypes) ?? null
   }
   const ctx: PluginContext = {

@@ -143,8 +143,13 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
     socket.once('connect', resolve)
     socket.once('error', reject)
   })
-  socket.write(`${options.head}\r\n\r\n`)
-  if (send === 'now') startBody()
+  if (send === 'now' && options.chunked !== true && body.length <= chunkSize) {
+    // Headers and body in one write, as one segment.
+    sending = true
+    result.bodyBytesWritten = body.length
+    socket.write(Buffer.concat([Buffer.from(`${options.head}\r\n\r\n`), body]))
+  } else socket.write(`${options.head}\r\n\r\n`)
+  if (send === 'now' && !sending) startBody()
   else if (send.startsWith('after:')) {
     setTimeout(() => { if (!sending && !answered) startBody() }, Number(send.slice(6)))
   }

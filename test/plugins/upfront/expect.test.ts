@@ -251,3 +251,20 @@ t.test('no 100 once the answer has started, even if the handler then reads', asy
   t.same(result.informational, [])
   t.equal(result.bodyBytesWritten, 0)
 })
+
+t.test('a client that sent its body without waiting gets no 100 at the first read: it needs none', async (t) => {
+  const { port } = await startApp(t, {}, (app) => {
+    app.post('/slow-reader', async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      return { received: await countBody(request.raw) }
+    })
+  })
+  const small = Buffer.alloc(1000, 'q')
+  const result = await exchange(port, {
+    head: head(['POST /slow-reader HTTP/1.1', 'Host: x', `Content-Length: ${small.length}`, 'Expect: 100-continue']),
+    body: small,
+    send: 'now'
+  })
+  t.same(result.informational, [])
+  t.same(json(result), { received: small.length })
+})

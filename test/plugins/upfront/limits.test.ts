@@ -194,3 +194,45 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
   const again = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 3']), body: Buffer.from('abc'), send: 'now' })
   t.same(json(again), { received: 3 })
 })
+
+t.test('a body that passes the limit before anyone reads it', async (t) => {
+  const seen: string[] = []
+  const { port } = await startApp(t, { maxBytes: 1000 }, (app) => {
+    app.post('/late-reader', async (request) => {
+      // Let the body arrive and pass the limit before the first read.
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      try {
+        return { received: await countBody(request.raw) }
+      } catch (error) {
+        seen.push((error as { code: string }).code)
+        throw error
+      }
+    })
+  })
+  const late = await exchange(port, {
+    head: post('/late-reader', ['Transfer-Encoding: chunked']),
+    body: Buffer.alloc(50_000),
+    chunked: true,
+    send: 'now',
+    stopOnAnswer: false
+  })
+  t.equal(late.status, 413, `the reader that comes late gets the error: ${late.body}`)
+  t.same(seen, ['UPFRONT_BODY_TOO_LARGE'])
+  t.equal(late.headers.connection, 'close')
+  t.notOk(late.reset)
+
+  // Nobody ever reads it: the answer stands, the excess is discarded.
+  const unread = await exchange(port, {
+    head: post('/?readbody=false', ['Transfer-Encoding: chunked']),
+    body: Buffer.alloc(50_000),
+    chunked: true,
+    chunkSize: 20_000,
+    send: 'now',
+    stopOnAnswer: false
+  })
+  t.equal(unread.status, 401)
+  t.equal(unread.headers.connection, 'close')
+  t.notOk(unread.reset)
+  const healthy = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
+  t.same(json(healthy), { received: 2 })
+})

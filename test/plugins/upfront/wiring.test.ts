@@ -121,6 +121,15 @@ t.test('HTTP/2, cleartext and TLS: 100-Continue accepted in any case, oversize r
     t.equal(pony.status, 417)
     t.match(JSON.parse(pony.body), { code: 'UPFRONT_EXPECTATION_FAILED' })
 
+    // A request without a body needs no 100 and gets none.
+    const bodyless = await new Promise<{ status: number, continued: boolean }>((resolve) => {
+      const stream = session.request({ ':method': 'GET', ':path': '/upload', expect: '100-continue' })
+      let continued = false
+      stream.on('continue', () => { continued = true })
+      stream.on('response', (headers) => { stream.resume(); stream.on('end', () => { resolve({ status: Number(headers[':status']), continued }) }) })
+    })
+    t.same(bodyless, { status: 404, continued: false })
+
     // The session is still usable after the refusals.
     const again = await h2Client(session, '/upload', body.subarray(0, 10), '100-continue')
     t.same(JSON.parse(again.body), { received: 10 })
