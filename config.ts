@@ -1,0 +1,220 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import createError from '@fastify/error'
+import envSchema from 'env-schema'
+import { publicKeyAlgorithms } from './plugins/auth.js'
+import type { AuthOptions } from './plugins/auth.js'
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+
+export interface Config {
+  port: number
+  host: string
+  /** Absolute path of the storage directory. */
+  dataDir: string
+  /** Largest upload accepted, in bytes; a JWT claim or a presigned grant can only lower it. */
+  maxUploadBytes: number
+  logLevel: LogLevel
+  nodeEnv: string
+  /** Options of the upfront-auth plugin, as they are: `app.register(auth, config.auth)`. */
+  auth: AuthOptions & { presign: { secret: string } }
+  /** What was made up for this process because it was not configured; see `startupWarnings`. */
+  generated: {
+    /** A token for a `dev` principal, made because no authentication was configured (never in production). */
+    devToken: { principal: string, token: string } | null
+    /** PRESIGN_SECRET was not set (never in production). */
+    presignSecret: boolean
+  }
+}
+
+export const InvalidConfigError = createError<'UPFRONT_INVALID_CONFIG', number, [string]>(
+  'UPFRONT_INVALID_CONFIG',
+  'Invalid configuration:\n%s',
+  500
+)
+
+const DEV_PRINCIPAL = 'dev'
+const TOKEN_ENTRY = '[^\\s:,]+:[A-Za-z0-9._~+/-]{16,}=*'
+
+// Each description completes "expected ...", in the error for a bad value.
+const schema = {
+  type: 'object',
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000, description: 'a TCP port, a whole number from 0 to 65535' },
+    HOST: { type: 'string', default: '127.0.0.1', description: 'an address or host name to listen on' },
+    DATA_DIR: { type: 'string', default: './data', description: 'a directory path' },
+    MAX_UPLOAD_BYTES: {
+      type: 'integer',
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      default: 1073741824,
+      description: 'a positive whole number of bytes, such as 1073741824 for 1 GiB'
+    },
+    AUTH_TOKENS: {
+      type: 'string',
+      pattern: `^\\s*${TOKEN_ENTRY}\\s*(,\\s*${TOKEN_ENTRY}\\s*)*$`,
+      description: 'comma-separated principal:token pairs such as "alice:<token>,bob:<token>", ' +
+        'each token at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (RFC 6750 bearer token syntax)'
+    },
+    AUTH_JWT_SECRET: { type: 'string', minLength: 32, description: 'an HS256 shared secret of at least 32 characters' },
+    AUTH_JWT_PUBLIC_KEY: { type: 'string', description: 'a PEM public key, or the path of a file that holds one' },
+    AUTH_JWT_MAX_BYTES_CLAIM: { type: 'string', default: 'max_bytes', description: 'the name of a JWT claim' },
+    PRESIGN_SECRET: { type: 'string', minLength: 32, description: 'a secret of at least 32 characters' },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      description: 'one of fatal, error, warn, info, debug, trace, silent'
+    },
+    NODE_ENV: { type: 'string', default: 'development', description: 'an environment name such as production' }
+  }
+} as const
+
+type Variable = keyof typeof schema.properties
+
+interface Env {
+  PORT: number
+  HOST: string
+  DATA_DIR: string
+  MAX_UPLOAD_BYTES: number
+  AUTH_TOKENS?: string
+  AUTH_JWT_SECRET?: string
+  AUTH_JWT_PUBLIC_KEY?: string
+  AUTH_JWT_MAX_BYTES_CLAIM: string
+  PRESIGN_SECRET?: string
+  LOG_LEVEL: LogLevel
+  NODE_ENV: string
+}
+
+// Their values never appear in an error message.
+const SECRET_VARIABLES = new Set<string>(['AUTH_TOKENS', 'AUTH_JWT_SECRET', 'PRESIGN_SECRET', 'AUTH_JWT_PUBLIC_KEY'])
+
+function schemaProblems (errors: ReadonlyArray<{ instancePath: string }>, raw: Record<string, string>): string[] {
+  const problems = new Map<string, string>()
+  for (const { instancePath } of errors) {
+    const variable = instancePath.slice(1) as Variable
+    const got = SECRET_VARIABLES.has(variable) ? '' : `, got ${JSON.stringify(raw[variable])}`
+    problems.set(variable, `${variable}: expected ${schema.properties[variable].description}${got}`)
+  }
+  return [...problems.values()]
+}
+
+function parseTokens (list: string, problems: string[]): Record<string, string> {
+  const entries = new Map<string, string>()
+  const tokens = new Set<string>()
+  for (const entry of list.split(',')) {
+    const trimmed = entry.trim()
+    const colon = trimmed.indexOf(':')
+    const principal = trimmed.slice(0, colon)
+    const token = trimmed.slice(colon + 1)
+    if (entries.has(principal)) {
+      problems.push(`AUTH_TOKENS: principal "${principal}" appears more than once; give each principal one token`)
+    } else if (tokens.has(token)) {
+      problems.push(`AUTH_TOKENS: principal "${principal}" has the same token as another principal; give each principal its own`)
+    }
+    entries.set(principal, token)
+    tokens.add(token)
+  }
+  // fromEntries, unlike assignment, keeps a principal named "__proto__" as data.
+  return Object.fromEntries(entries)
+}
+
+function readPublicKey (setting: string, problems: string[]): string | undefined {
+  let pem = setting
+  if (setting.includes('-----BEGIN')) {
+    // One-line environment values often carry the PEM's newlines as "\n".
+    pem = setting.replace(/\\n/g, '\n')
+  } else {
+    try {
+      pem = readFileSync(setting, 'utf8')
+    } catch (error) {
+      problems.push(`AUTH_JWT_PUBLIC_KEY: expected PEM text or a readable file, but ${JSON.stringify(setting)} cannot be read (${(error as NodeJS.ErrnoException).code})`)
+      return undefined
+    }
+  }
+  const algorithms = publicKeyAlgorithms(pem)
+  if (typeof algorithms === 'string') {
+    problems.push(`AUTH_JWT_PUBLIC_KEY: ${algorithms}`)
+    return undefined
+  }
+  return pem
+}
+
+/**
+ * Reads the service's settings from the environment. An empty variable
+ * counts as unset. Throws `UPFRONT_INVALID_CONFIG` listing every bad or
+ * missing setting.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string> = {}
+  for (const variable of Object.keys(schema.properties)) {
+    const value = env[variable]
+    if (value !== undefined && value !== '') raw[variable] = value
+  }
+
+  let values: Env
+  try {
+    values = envSchema<Env>({ schema, data: { ...raw }, env: false })
+  } catch (error) {
+    throw new InvalidConfigError(schemaProblems((error as { errors: Array<{ instancePath: string }> }).errors, raw).join('\n'))
+  }
+
+  const problems: string[] = []
+  const production = values.NODE_ENV === 'production'
+  const tokens = values.AUTH_TOKENS === undefined ? {} : parseTokens(values.AUTH_TOKENS, problems)
+  const publicKey = values.AUTH_JWT_PUBLIC_KEY === undefined ? undefined : readPublicKey(values.AUTH_JWT_PUBLIC_KEY, problems)
+  const jwtSecret = values.AUTH_JWT_SECRET
+  if (jwtSecret !== undefined && jwtSecret === values.PRESIGN_SECRET) {
+    problems.push('PRESIGN_SECRET: must differ from AUTH_JWT_SECRET, so that neither kind of signature can stand for the other')
+  }
+
+  const authConfigured = values.AUTH_TOKENS !== undefined || jwtSecret !== undefined || values.AUTH_JWT_PUBLIC_KEY !== undefined
+  if (production && !authConfigured) {
+    problems.push('No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)')
+  }
+  if (production && values.PRESIGN_SECRET === undefined) {
+    problems.push('PRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica')
+  }
+  if (problems.length > 0) throw new InvalidConfigError(problems.join('\n'))
+
+  let devToken: Config['generated']['devToken'] = null
+  if (!authConfigured) {
+    devToken = { principal: DEV_PRINCIPAL, token: randomBytes(32).toString('base64url') }
+    tokens[DEV_PRINCIPAL] = devToken.token
+  }
+  const auth: Config['auth'] = {
+    tokens,
+    presign: { secret: values.PRESIGN_SECRET ?? randomBytes(32).toString('base64url') }
+  }
+  if (jwtSecret !== undefined || publicKey !== undefined) {
+    auth.jwt = { secret: jwtSecret, publicKey, maxBytesClaim: values.AUTH_JWT_MAX_BYTES_CLAIM }
+  }
+
+  return {
+    port: values.PORT,
+    host: values.HOST,
+    dataDir: resolve(values.DATA_DIR),
+    maxUploadBytes: values.MAX_UPLOAD_BYTES,
+    logLevel: values.LOG_LEVEL,
+    nodeEnv: values.NODE_ENV,
+    auth,
+    generated: { devToken, presignSecret: values.PRESIGN_SECRET === undefined }
+  }
+}
+
+/** What server.ts logs once at start-up, as warnings, about settings that were made up. */
+export function startupWarnings (config: Config): string[] {
+  const warnings: string[] = []
+  const { devToken } = config.generated
+  if (devToken !== null) {
+    warnings.push('No authentication is configured (AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY): ' +
+      `for this run only, principal "${devToken.principal}" has the token ${devToken.token} ` +
+      `(send "Authorization: Bearer ${devToken.token}"). With NODE_ENV=production the service refuses to start like this.`)
+  }
+  if (config.generated.presignSecret) {
+    warnings.push('PRESIGN_SECRET is not set: presigned URLs are signed with a secret made for this process, ' +
+      'so they stop working when it restarts and no other replica accepts them. Set PRESIGN_SECRET to 32 or more random characters.')
+  }
+  return warnings
+}

@@ -1,0 +1,201 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import t from 'tap'
+import type { Test } from 'tap'
+import { loadConfig, startupWarnings } from '../config.js'
+import type { Config } from '../config.js'
+
+const aliceToken = 'aliceToken-0123456789'
+const bobToken = 'bobToken+/0123456789=='
+const jwtSecret = 'a-shared-secret-of-at-least-32-chars!'
+const presignSecret = 'another-secret-of-at-least-32-chars!'
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const publicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString()
+const privatePem = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+
+/** The message of the configuration error `fn` throws. */
+function problemOf (t: Test, fn: () => unknown): string {
+  try {
+    fn()
+  } catch (error) {
+    t.equal((error as { code: string }).code, 'UPFRONT_INVALID_CONFIG')
+    return (error as Error).message
+  }
+  t.fail('expected a configuration error')
+  return ''
+}
+
+t.test('defaults, outside production, with nothing configured', async (t) => {
+  const config = loadConfig({})
+  const token = config.generated.devToken?.token as string
+  t.match(token, /^[A-Za-z0-9_-]{43}$/, 'a random token')
+  t.match(config.auth.presign.secret, /^[A-Za-z0-9_-]{43}$/, 'a random presign secret')
+  t.same(config, {
+    port: 3000,
+    host: '127.0.0.1',
+    dataDir: resolve('./data'),
+    maxUploadBytes: 1073741824,
+    logLevel: 'info',
+    nodeEnv: 'development',
+    auth: { tokens: { dev: token }, presign: { secret: config.auth.presign.secret } },
+    generated: { devToken: { principal: 'dev', token }, presignSecret: true }
+  } satisfies Config)
+  t.not(loadConfig({}).generated.devToken?.token, token, 'a new token for each process')
+
+  const warnings = startupWarnings(config)
+  t.equal(warnings.length, 2)
+  t.match(warnings[0], `principal "dev" has the token ${token}`)
+  t.match(warnings[0], 'With NODE_ENV=production the service refuses to start like this')
+  t.match(warnings[1], 'PRESIGN_SECRET is not set')
+  t.match(warnings[1], 'no other replica accepts them')
+})
+
+t.test('reads process.env by default', async (t) => {
+  const saved = { ...process.env }
+  t.teardown(() => { process.env = saved })
+  process.env = { PORT: '4321', AUTH_TOKENS: `alice:${aliceToken}` }
+  const config = loadConfig()
+  t.equal(config.port, 4321)
+  t.same(config.auth.tokens, { alice: aliceToken })
+})
+
+t.test('every setting', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    DATA_DIR: '/srv/upfront',
+    MAX_UPLOAD_BYTES: '1048576',
+    AUTH_TOKENS: ` alice:${aliceToken} , bob:${bobToken}`,
+    AUTH_JWT_SECRET: jwtSecret,
+    AUTH_JWT_PUBLIC_KEY: publicPem,
+    AUTH_JWT_MAX_BYTES_CLAIM: 'upload_limit',
+    PRESIGN_SECRET: presignSecret,
+    LOG_LEVEL: 'debug',
+    NODE_ENV: 'production',
+    UNRELATED: 'ignored'
+  })
+  t.same(config, {
+    port: 8080,
+    host: '0.0.0.0',
+    dataDir: '/srv/upfront',
+    maxUploadBytes: 1048576,
+    logLevel: 'debug',
+    nodeEnv: 'production',
+    auth: {
+      tokens: { alice: aliceToken, bob: bobToken },
+      jwt: { secret: jwtSecret, publicKey: publicPem, maxBytesClaim: 'upload_limit' },
+      presign: { secret: presignSecret }
+    },
+    generated: { devToken: null, presignSecret: false }
+  } satisfies Config)
+  t.same(startupWarnings(config), [])
+})
+
+t.test('an empty variable counts as unset', async (t) => {
+  const config = loadConfig({ PORT: '', MAX_UPLOAD_BYTES: '', AUTH_TOKENS: '', LOG_LEVEL: '' })
+  t.equal(config.port, 3000)
+  t.equal(config.maxUploadBytes, 1073741824)
+  t.equal(config.logLevel, 'info')
+  t.not(config.generated.devToken, null)
+})
+
+t.test('a bad value is named with what is expected', async (t) => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PORT: 'http' }, 'PORT: expected a TCP port, a whole number from 0 to 65535, got "http"'],
+    [{ PORT: '65536' }, 'PORT: expected a TCP port, a whole number from 0 to 65535, got "65536"'],
+    [{ MAX_UPLOAD_BYTES: '1GiB' }, 'MAX_UPLOAD_BYTES: expected a positive whole number of bytes, such as 1073741824 for 1 GiB, got "1GiB"'],
+    [{ MAX_UPLOAD_BYTES: '0' }, 'MAX_UPLOAD_BYTES: expected a positive whole number of bytes, such as 1073741824 for 1 GiB, got "0"'],
+    [{ MAX_UPLOAD_BYTES: '1.5' }, 'MAX_UPLOAD_BYTES: expected a positive whole number of bytes, such as 1073741824 for 1 GiB, got "1.5"'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"']
+  ]
+  for (const [env, line] of cases) {
+    t.equal(problemOf(t, () => loadConfig(env)), `Invalid configuration:\n${line}`, line)
+  }
+})
+
+t.test('every bad value is listed at once', async (t) => {
+  t.equal(problemOf(t, () => loadConfig({ PORT: '-1', LOG_LEVEL: 'loud', AUTH_JWT_SECRET: 'short' })), [
+    'Invalid configuration:',
+    'PORT: expected a TCP port, a whole number from 0 to 65535, got "-1"',
+    'AUTH_JWT_SECRET: expected an HS256 shared secret of at least 32 characters',
+    'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'
+  ].join('\n'))
+})
+
+t.test('AUTH_TOKENS', async (t) => {
+  const expected = 'AUTH_TOKENS: expected comma-separated principal:token pairs such as "alice:<token>,bob:<token>", ' +
+    'each token at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (RFC 6750 bearer token syntax)'
+  for (const bad of [
+    `:${aliceToken}`,
+    'alice:short',
+    `alice:${aliceToken},`,
+    `alice ${aliceToken}`,
+    `alice:${aliceToken}:more`,
+    `alice:${aliceToken} bob:${bobToken}`,
+    `alice:has space${aliceToken}`
+  ]) {
+    const message = problemOf(t, () => loadConfig({ AUTH_TOKENS: bad }))
+    t.equal(message, `Invalid configuration:\n${expected}`, bad)
+    t.notMatch(message, aliceToken, 'the tokens are not in the message')
+  }
+
+  t.equal(problemOf(t, () => loadConfig({ AUTH_TOKENS: `alice:${aliceToken},alice:${bobToken}` })),
+    'Invalid configuration:\nAUTH_TOKENS: principal "alice" appears more than once; give each principal one token')
+  t.equal(problemOf(t, () => loadConfig({ AUTH_TOKENS: `alice:${aliceToken},bob:${aliceToken}` })),
+    'Invalid configuration:\nAUTH_TOKENS: principal "bob" has the same token as another principal; give each principal its own')
+
+  const tokens = loadConfig({ AUTH_TOKENS: `__proto__:${aliceToken}` }).auth.tokens as Record<string, string>
+  t.equal(Object.getPrototypeOf(tokens), Object.prototype, 'a principal named __proto__ stays a principal')
+  t.same(Object.entries(tokens), [['__proto__', aliceToken]])
+})
+
+t.test('AUTH_JWT_SECRET and PRESIGN_SECRET', async (t) => {
+  const config = loadConfig({ AUTH_JWT_SECRET: jwtSecret })
+  t.same(config.auth.jwt, { secret: jwtSecret, publicKey: undefined, maxBytesClaim: 'max_bytes' })
+  t.same(config.auth.tokens, {}, 'no development token once JWTs are configured')
+  t.equal(config.generated.devToken, null)
+
+  const short = problemOf(t, () => loadConfig({ PRESIGN_SECRET: 'too-short' }))
+  t.equal(short, 'Invalid configuration:\nPRESIGN_SECRET: expected a secret of at least 32 characters')
+  t.equal(problemOf(t, () => loadConfig({ AUTH_JWT_SECRET: jwtSecret, PRESIGN_SECRET: jwtSecret })),
+    'Invalid configuration:\nPRESIGN_SECRET: must differ from AUTH_JWT_SECRET, so that neither kind of signature can stand for the other')
+})
+
+t.test('AUTH_JWT_PUBLIC_KEY', async (t) => {
+  const dir = t.testdir({})
+  const keyFile = join(dir, 'jwt.pem')
+  writeFileSync(keyFile, publicPem)
+  t.equal(loadConfig({ AUTH_JWT_PUBLIC_KEY: keyFile }).auth.jwt?.publicKey, publicPem, 'from a file')
+  t.equal(loadConfig({ AUTH_JWT_PUBLIC_KEY: publicPem }).auth.jwt?.publicKey, publicPem, 'as text')
+  t.equal(loadConfig({ AUTH_JWT_PUBLIC_KEY: publicPem.replace(/\n/g, '\\n') }).auth.jwt?.publicKey, publicPem,
+    'as one line with \\n for its newlines')
+
+  const missing = join(dir, 'missing.pem')
+  t.equal(problemOf(t, () => loadConfig({ AUTH_JWT_PUBLIC_KEY: missing })),
+    `Invalid configuration:\nAUTH_JWT_PUBLIC_KEY: expected PEM text or a readable file, but ${JSON.stringify(missing)} cannot be read (ENOENT)`)
+
+  const notPem = join(dir, 'secret.txt')
+  writeFileSync(notPem, 'just some text')
+  t.equal(problemOf(t, () => loadConfig({ AUTH_JWT_PUBLIC_KEY: notPem })),
+    'Invalid configuration:\nAUTH_JWT_PUBLIC_KEY: expected a PEM public key or certificate ("-----BEGIN PUBLIC KEY-----")')
+  const privateMessage = problemOf(t, () => loadConfig({ AUTH_JWT_PUBLIC_KEY: privatePem }))
+  t.equal(privateMessage, 'Invalid configuration:\nAUTH_JWT_PUBLIC_KEY: this is a private key; give the service only the public key')
+  t.notMatch(privateMessage, 'MII', 'the key is not in the message')
+})
+
+t.test('production refuses to start without authentication or a presign secret', async (t) => {
+  t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production' })), [
+    'Invalid configuration:',
+    'No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)',
+    'PRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica'
+  ].join('\n'))
+  t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production', AUTH_JWT_PUBLIC_KEY: publicPem })),
+    'Invalid configuration:\nPRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica')
+  t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production', PRESIGN_SECRET: presignSecret })),
+    'Invalid configuration:\nNo authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)')
+
+  const config = loadConfig({ NODE_ENV: 'production', AUTH_TOKENS: `alice:${aliceToken}`, PRESIGN_SECRET: presignSecret })
+  t.same(config.generated, { devToken: null, presignSecret: false })
+  t.same(config.auth, { tokens: { alice: aliceToken }, presign: { secret: presignSecret } })
+})
