@@ -1,0 +1,253 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { ByteRange, CommitConditions, FileMeta, PendingUpload } from '../../plugins/storage/types.js'
+import {
+  EtagMismatchError,
+  FileBusyError,
+  FileExistsError,
+  FileNotFoundError,
+  InvalidHeaderError,
+  InvalidNameError,
+  InvalidQueryError,
+  DigestMismatchError,
+  NoFilesError,
+  NotEnoughSpaceError,
+  RangeNotSatisfiableError
+} from './errors.js'
+import { attachment, digestField, entityTags, expectedDigests, parseRange, strongMatch, weakMatch } from './http.js'
+import { filePath, nameProblem } from './names.js'
+
+export interface FilesRoutesOptions {
+  /** Largest upload, in bytes (a caller's own limit can only lower it). */
+  maxUploadBytes: number
+  /** Most file parts in one multipart request. Default 100. */
+  maxFilesPerForm?: number
+}
+
+/** What a client is told about a file. */
+export interface FileInfo {
+  name: string
+  size: number
+  sha256: string
+  contentType: string
+  etag: string
+  createdAt: string
+}
+
+const DEFAULT_LIST_LIMIT = 100
+const MAX_LIST_LIMIT = 1000
+
+function fileInfo (meta: FileMeta): FileInfo {
+  return {
+    name: meta.name,
+    size: meta.size,
+    sha256: meta.sha256,
+    contentType: meta.contentType,
+    etag: meta.etag,
+    createdAt: meta.createdAt
+  }
+}
+
+function checkedName (name: string | undefined): string {
+  const problem = nameProblem(name ?? '')
+  if (problem !== null) throw new InvalidNameError(problem)
+  return name as string
+}
+
+function nameOf (request: FastifyRequest): string {
+  return checkedName((request.params as { '*'?: string })['*'])
+}
+
+/** Routes behind the auth plugin always have a principal. */
+function ownerOf (request: FastifyRequest): string {
+  return request.principal as string
+}
+
+function header (request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+function tagsOf (request: FastifyRequest, name: 'if-match' | 'if-none-match'): string[] | null {
+  const value = header(request, name)
+  if (value === undefined) return null
+  const tags = entityTags(value)
+  if (tags === null) throw new InvalidHeaderError(`${name === 'if-match' ? 'If-Match' : 'If-None-Match'} must be * or a list of quoted entity tags`)
+  return tags
+}
+
+/** Aborts every pending upload, whatever happened to the others. */
+async function abortAll (uploads: readonly PendingUpload[]): Promise<void> {
+  await Promise.allSettled(uploads.map(async (upload) => { await upload.abort() }))
+}
+
+const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, options) => {
+  const storage = fastify.storage
+  const maxFilesPerForm = options.maxFilesPerForm ?? 100
+
+  function uploadLimit (request: FastifyRequest): number {
+    return Math.min(options.maxUploadBytes, request.maxUploadBytes ?? Infinity)
+  }
+
+  /** Refuses, before the body, an upload that cannot fit in the free space left. */
+  async function checkFreeSpace (request: FastifyRequest): Promise<void> {
+    const declared = header(request, 'content-length')
+    if (declared === undefined) return
+    const free = await storage.freeBytes()
+    if (free !== null && Number(declared) > free) throw new NotEnoughSpaceError(Number(declared), free)
+  }
+
+  // Raw uploads: bodies are left to the handler, which streams them to storage.
+  fastify.register(async (raw) => {
+    raw.removeAllContentTypeParsers()
+    raw.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+    raw.put('/files/*', async function putFile (request, reply) {
+      const name = nameOf(request)
+      const owner = ownerOf(request)
+      const digests = expectedDigests(header(request, 'content-digest'), header(request, 'content-md5'))
+      if (typeof digests === 'string') throw new InvalidHeaderError(digests)
+      const ifMatch = tagsOf(request, 'if-match')
+      const ifNoneMatch = tagsOf(request, 'if-none-match')
+
+      // Every check that can be made from the headers is made before the
+      // first read of the body, so the client is refused before it sends.
+      if (ifMatch !== null || ifNoneMatch !== null) {
+        const current = await storage.head(owner, name)
+        if (ifNoneMatch !== null && current !== null && weakMatch(ifNoneMatch, current.etag)) throw new FileExistsError(name)
+        if (ifMatch !== null && (current === null || !strongMatch(ifMatch, current.etag))) throw new EtagMismatchError(name)
+      }
+      await checkFreeSpace(request)
+
+      const upload = await storage.begin(owner, name, {
+        contentType: header(request, 'content-type') ?? 'application/octet-stream',
+        maxBytes: uploadLimit(request),
+        md5: digests.md5 !== null
+      })
+      try {
+        const written = await upload.write(request.raw)
+        if (digests.sha256 !== null && !written.sha256.equals(digests.sha256)) throw new DigestMismatchError('Content-Digest')
+        if (digests.md5 !== null && written.md5?.equals(digests.md5) !== true) throw new DigestMismatchError('Content-MD5')
+        // Checked again at the commit, atomically with it.
+        const conditions: CommitConditions = {}
+        if (ifNoneMatch?.includes('*') === true) conditions.ifNoneMatch = true
+        if (ifMatch !== null) conditions.ifMatch = ifMatch
+        const meta = await upload.commit(conditions)
+        return await reply.code(201)
+          .header('location', filePath(name))
+          .header('etag', meta.etag)
+          .header('repr-digest', digestField(meta.sha256))
+          .send(fileInfo(meta))
+      } catch (error) {
+        await upload.abort()
+        throw error
+      }
+    })
+  })
+
+  fastify.post('/files', { config: { upfront: { contentTypes: ['multipart/form-data'] } } }, async function postFiles (request, reply) {
+    const owner = ownerOf(request)
+    const limit = uploadLimit(request)
+    await checkFreeSpace(request)
+    const uploads: PendingUpload[] = []
+    const names = new Set<string>()
+    try {
+      // All or nothing: every part is written and checked before any is committed.
+      for await (const part of request.parts({ limits: { fileSize: limit, files: maxFilesPerForm } })) {
+        if (part.type !== 'file') continue
+        const name = checkedName(part.filename)
+        if (names.has(name)) throw new InvalidNameError(`the form holds two files named ${JSON.stringify(name)}`)
+        names.add(name)
+        const upload = await storage.begin(owner, name, { contentType: part.mimetype, maxBytes: limit })
+        uploads.push(upload)
+        await upload.write(part.file)
+      }
+      if (uploads.length === 0) throw new NoFilesError()
+      const files: FileInfo[] = []
+      for (const upload of uploads) files.push(fileInfo(await upload.commit()))
+      return await reply.code(201).send({ files })
+    } catch (error) {
+      await abortAll(uploads)
+      throw error
+    }
+  })
+
+  async function sendFile (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const name = nameOf(request)
+    const owner = ownerOf(request)
+    // A file replaced between the metadata read and the open is read again,
+    // so headers and bytes always belong to the same version.
+    for (let attempt = 1; ; attempt++) {
+      const meta = await storage.head(owner, name)
+      if (meta === null) throw new FileNotFoundError(JSON.stringify(name))
+      const range = describeFile(request, reply, name, meta)
+      if (range === 'not-modified') return await reply.code(304).send()
+      if (request.method === 'HEAD') return await reply.send()
+      const file = await storage.get(owner, name, range ?? undefined)
+      if (file !== null && file.meta.etag === meta.etag) return await reply.send(file.stream)
+      file?.stream.destroy()
+      if (attempt === 3) throw new FileBusyError(JSON.stringify(name))
+    }
+  }
+
+  /** Sets the headers that describe the file; returns the range to send, null for all of it, or 'not-modified'. */
+  function describeFile (request: FastifyRequest, reply: FastifyReply, name: string, meta: FileMeta): ByteRange | null | 'not-modified' {
+    const modified = new Date(meta.createdAt)
+    reply
+      .header('etag', meta.etag)
+      .header('last-modified', modified.toUTCString())
+      .header('accept-ranges', 'bytes')
+      .header('cache-control', 'private, no-cache')
+      // A stored HTML or SVG file must never run in the service's origin.
+      .header('content-disposition', attachment(name))
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', "default-src 'none'; sandbox")
+      .header('repr-digest', digestField(meta.sha256))
+
+    // RFC 9110 §13.2.2: If-None-Match first; If-Modified-Since only without it.
+    const ifNoneMatch = tagsOf(request, 'if-none-match')
+    const ifModifiedSince = header(request, 'if-modified-since')
+    if (ifNoneMatch !== null
+      ? weakMatch(ifNoneMatch, meta.etag)
+      : ifModifiedSince !== undefined && Math.floor(modified.getTime() / 1000) <= Math.floor(Date.parse(ifModifiedSince) / 1000)) {
+      return 'not-modified'
+    }
+
+    // If-Range: serve the range only if the file is still the one the client has.
+    const ifRange = header(request, 'if-range')
+    const rangeApplies = ifRange === undefined || ifRange === meta.etag || ifRange === modified.toUTCString()
+    const range = rangeApplies ? parseRange(header(request, 'range'), meta.size) : { kind: 'none' as const }
+    if (range.kind === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${meta.size}`)
+      throw new RangeNotSatisfiableError(meta.size)
+    }
+    reply.type(meta.contentType)
+    if (range.kind === 'none') {
+      reply.code(200).header('content-length', meta.size)
+      return null
+    }
+    reply.code(206)
+      .header('content-range', `bytes ${range.range.start}-${range.range.end}/${meta.size}`)
+      .header('content-length', range.range.end - range.range.start + 1)
+    return range.range
+  }
+
+  fastify.route({ method: ['GET', 'HEAD'], url: '/files/*', exposeHeadRoute: false, handler: sendFile })
+
+  fastify.delete('/files/*', async function deleteFile (request, reply) {
+    const name = nameOf(request)
+    if (!await storage.delete(ownerOf(request), name)) throw new FileNotFoundError(JSON.stringify(name))
+    return await reply.code(204).send()
+  })
+
+  fastify.get('/files', async function listFiles (request) {
+    const query = request.query as { limit?: string, cursor?: string }
+    const limit = query.limit === undefined ? DEFAULT_LIST_LIMIT : Number(query.limit)
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new InvalidQueryError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
+    }
+    const page = await storage.list(ownerOf(request), query.cursor === undefined ? { limit } : { limit, cursor: query.cursor })
+    return { files: page.files.map(fileInfo), nextCursor: page.nextCursor }
+  })
+}
+
+export default filesRoutes
