@@ -101,6 +101,7 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
         continue
       }
       answered = true
+      bodiless = options.head.startsWith('HEAD ') || status === 204 || status === 304
       result.statusLine = statusLine
       result.status = status
       result.headers = parsed.headers
@@ -155,16 +156,19 @@ export async function exchange (port: number, options: ExchangeOptions): Promise
   }
 
   // Wait for the final answer and its body.
+  let bodiless = false
   await new Promise<void>((resolve) => {
     onProgress = () => {
       if (ended) { resolve(); return }
       if (!answered) return
+      // RFC 9112 §6.3: no content after HEAD, 204 or 304, whatever the headers say.
+      if (bodiless) { resolve(); return }
       const length = result.headers['content-length']
       if (length !== undefined && received.length >= Number(length)) resolve()
     }
     onProgress()
   })
-  const length = result.headers['content-length']
+  const length = bodiless ? '0' : result.headers['content-length']
   result.body = (length === undefined ? received : received.subarray(0, Number(length))).toString('utf8')
 
   // A client that goes on sending after the answer finishes its body first
