@@ -325,6 +325,9 @@ function destroySocket (socket: Socket): void {
 
 const installedOn = new WeakSet<object>()
 
+// Overrides of request.headers (Fastify merges them over the raw headers).
+const NO_BODY = { 'content-length': '0', 'content-type': undefined, 'transfer-encoding': undefined }
+
 const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: FastifyInstance, opts: UpfrontOptions) => {
   if (opts.authRefusal !== undefined && opts.authRefusal !== 'status' && opts.authRefusal !== 'expectation-failed') {
     throw new InvalidOptionError('authRefusal', `expected "status" or "expectation-failed", got ${String(opts.authRefusal)}`)
@@ -407,7 +410,8 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     }
     const awaiting = expect !== undefined && unsupported === null && raw[kHeldBack] === true &&
       (raw.httpVersionMajor > 1 || raw.httpVersionMinor >= 1)
-    const route = hasBody && !request.is404 ? routeSettingsOf(request) : null
+    const is404 = request.is404
+    const route = hasBody && !is404 ? routeSettingsOf(request) : null
     const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
 
     // A declared length is checked once, below; only a body of unknown
@@ -426,6 +430,12 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
       state.reason = REFUSAL_REASONS.expectation
       done(new ExpectationFailedError(JSON.stringify(unsupported)))
       return
+    }
+    if (is404 && hasBody) {
+      // Fastify parses a body before it calls the 404 handler: shown as
+      // bodiless, the request goes straight to the handler, whose answer
+      // then comes before the body.
+      request.headers = NO_BODY
     }
     if (route !== null) {
       if (declared > route.maxBytes) {

@@ -268,3 +268,25 @@ t.test('a client that sent its body without waiting gets no 100 at the first rea
   t.same(result.informational, [])
   t.same(json(result), { received: small.length })
 })
+
+t.test('an unknown route answers before the body even where Fastify would parse it', async (t) => {
+  const app = (await import('fastify')).default()
+  await app.register((await import('../../../plugins/upfront/index.js')).default)
+  const seen: Array<string | undefined> = []
+  app.setNotFoundHandler(async (request, reply) => {
+    seen.push(request.headers['content-type'])
+    return await reply.code(404).send({ statusCode: 404, code: 'NOPE', error: 'Not Found', message: 'no such route' })
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = (app.server.address() as { port: number }).port
+  const json = Buffer.from(JSON.stringify({ pad: 'x'.repeat(100_000) }))
+  const result = await exchange(port, {
+    head: head(['POST /nowhere HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${json.length}`, 'Expect: 100-continue']),
+    body: json
+  })
+  t.equal(result.status, 404)
+  t.same(result.informational, [], 'no 100: the JSON parser never ran')
+  t.equal(result.bodyBytesWritten, 0)
+  t.same(seen, [undefined], 'the 404 handler sees a request without a body')
+})
