@@ -50,9 +50,9 @@ export interface UpfrontOptions extends UpfrontRouteConfig {
   authRefusal?: 'status' | 'expectation-failed'
   /**
    * When a request without a pending 100-continue is answered before its
-   * body was read, a remainder of at most this many declared bytes is read
-   * and discarded so the connection can be kept; a larger or unknown
-   * remainder closes the connection. Default 262144 (256 KiB).
+   * body was read, a remainder of at most this many bytes is read and
+   * discarded so the connection can be kept; a larger or unknown remainder
+   * closes the connection. Default 262144 (256 KiB).
    */
   drainMaxBytes?: number
   /**
@@ -202,9 +202,18 @@ function bodyWithoutLength (raw: RawRequest): boolean {
   return raw.headers['transfer-encoding'] !== undefined
 }
 
+/**
+ * Undoes a per-request override by assignment, never with `delete`: a
+ * deleted property turns a V8 object into a slow dictionary, and every later
+ * request then pays for it in Node's and Fastify's hot paths.
+ */
+function restoreFromPrototype<T extends object> (target: T, key: keyof T): void {
+  target[key] = (Object.getPrototypeOf(target) as T)[key]
+}
+
 /** Replaces `_read` until the first read: the first read is the moment to send the 100. */
 function readWithContinue (this: RawRequest, size: number): void {
-  Reflect.deleteProperty(this, '_read')
+  restoreFromPrototype(this, '_read')
   sendContinue(this[kState] as BodyState)
   this._read(size)
 }
@@ -249,7 +258,7 @@ function tripLimit (raw: RawRequest, state: BodyState): void {
 }
 
 function failOnRead (this: RawRequest, size: number): void {
-  Reflect.deleteProperty(this, '_read')
+  restoreFromPrototype(this, '_read')
   if (this.listenerCount('error') > 0) failConsumer(this, this[kState] as BodyState)
   // Node discarding the unread body after the answer: let it flow away.
   else this._read(size)
@@ -264,7 +273,7 @@ function failConsumer (raw: RawRequest, state: BodyState): void {
 
 /** Replaces `writeHead` once: the final answer is about to start. */
 function writeHeadOnce (this: RawResponse, ...args: unknown[]): ServerResponse {
-  Reflect.deleteProperty(this, 'writeHead')
+  restoreFromPrototype(this, 'writeHead')
   concludeBeforeAnswer(this[kState] as BodyState, this, args[0] as number)
   return (this.writeHead as (...a: unknown[]) => ServerResponse)(...args)
 }
@@ -274,7 +283,8 @@ function concludeBeforeAnswer (state: BodyState, res: RawResponse, statusCode: n
   const raw = request.raw as unknown as RawRequest
   const beforeBody = state.awaiting
   state.awaiting = false
-  if (beforeBody && state.declared > 0) ctx.unsentBytes += state.declared
+  // Saturates rather than lose integer precision past 2^53 (8 PiB).
+  if (beforeBody && state.declared > 0) ctx.unsentBytes = Math.min(ctx.unsentBytes + state.declared, Number.MAX_SAFE_INTEGER)
 
   if (statusCode >= 400 && (beforeBody || state.reason !== null)) {
     const reason = state.reason ?? String(statusCode)
@@ -285,6 +295,9 @@ function concludeBeforeAnswer (state: BodyState, res: RawResponse, statusCode: n
   }
 
   if (state.socket !== null) {
+    // What is left of an unread body: bytes are only counted where the
+    // request is watched (see admitRequest); elsewhere the whole declared
+    // length is taken as the remainder, which keeps the drain bounded.
     if (state.closeAfter || beforeBody || (!raw.complete &&
       (state.declared < 0 || state.declared - state.received > ctx.drainMaxBytes))) {
       res.setHeader('connection', 'close')
@@ -311,7 +324,7 @@ function armLingeringClose (socket: LingeringSocket, lingerMs: number): void {
  * discarding for a bounded time, then close (RFC 9112 §9.6).
  */
 function lingeringClose (this: LingeringSocket): void {
-  Reflect.deleteProperty(this, 'destroySoon')
+  restoreFromPrototype(this, 'destroySoon')
   const timer = setTimeout(destroySocket, this[kLingerMs], this)
   timer.unref()
   this.once('close', () => { clearTimeout(timer) })
@@ -337,6 +350,7 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     maxBytes: checkByteCount('maxBytes', opts.maxBytes, true) ?? fastify.initialConfig.bodyLimit as number,
     mediaTypes: checkMediaTypes('contentTypes', opts.contentTypes) ?? null
   }
+  const authRefusal = opts.authRefusal === 'expectation-failed'
   const ctx: PluginContext = {
     drainMaxBytes: checkByteCount('drainMaxBytes', opts.drainMaxBytes, false) ?? DEFAULT_DRAIN_MAX_BYTES,
     lingerMs: checkByteCount('lingerMs', opts.lingerMs, false) ?? DEFAULT_LINGER_MS,
@@ -419,10 +433,13 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     const streamingLimit = route === null || declared >= 0 ? Infinity : route.maxBytes
     const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
     const res = reply.raw as RawResponse
-    raw[kState] = state
     res[kState] = state
     res.writeHead = writeHeadOnce as RawResponse['writeHead']
-    if (hasBody) raw.push = countingPush
+    // The request object is only touched when needed: to count a body of
+    // unknown length, to see a client send without waiting for its 100, to
+    // send that 100. A plain upload with a Content-Length keeps its shape.
+    if (awaiting || declared === -1 || authRefusal) raw[kState] = state
+    if (awaiting || declared === -1) raw.push = countingPush
     if (awaiting) raw._read = readWithContinue
 
     if (unsupported !== null) {
@@ -453,7 +470,7 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     done()
   })
 
-  if (opts.authRefusal === 'expectation-failed') {
+  if (authRefusal) {
     fastify.addHook('onSend', function refuseAuthBeforeBody (request, reply, payload, done) {
       const state = (request.raw as unknown as RawRequest)[kState]
       const status = reply.statusCode
