@@ -36,15 +36,19 @@ export interface PendingUpload {
   /**
    * Streams `source` into temporary storage, hashing as it goes. Rejects
    * with a 413 error (code `UPFRONT_UPLOAD_TOO_LARGE`) as soon as more than
-   * `maxBytes` arrive, and with the source's own error if it fails; in
-   * both cases the temporary data is already gone.
+   * `maxBytes` arrive, with a 507 error (code `UPFRONT_INSUFFICIENT_STORAGE`)
+   * when the storage is full, and with the source's own error if it fails;
+   * in every case the temporary data is already gone. `source` is never
+   * destroyed: after a rejection it is left paused, for the caller to drain
+   * or to close.
    */
   write: (source: Readable) => Promise<WrittenBody>
   /**
    * Makes the written bytes visible under the name, atomically and
    * durably (data and metadata on stable storage before it resolves).
    * Rejects with a 412 error (code `UPFRONT_PRECONDITION_FAILED`) when
-   * `conditions` do not hold at that moment, leaving nothing behind.
+   * `conditions` do not hold at that moment, or a 507 error when the
+   * storage is full, leaving nothing behind; the upload is then dropped.
    */
   commit: (conditions?: CommitConditions) => Promise<FileMeta>
   /** Drops whatever was written. Safe to call more than once and after commit (no-op then). */
@@ -68,7 +72,7 @@ export interface ByteRange {
 
 export interface StoredFile {
   meta: FileMeta
-  /** The content, or the requested range of it. */
+  /** The content, or the requested range of it. It holds the file open until it ends or is destroyed. */
   stream: Readable
 }
 
