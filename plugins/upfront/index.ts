@@ -425,49 +425,60 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     const awaiting = expect !== undefined && unsupported === null && raw[kHeldBack] === true &&
       (raw.httpVersionMajor > 1 || raw.httpVersionMinor >= 1)
     const is404 = request.is404
-    const route = hasBody && !is404 ? routeSettingsOf(request) : null
-    const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
-
-    // A declared length is checked once, below; only a body of unknown
-    // length is counted against the limit as it arrives.
-    const streamingLimit = route === null || declared >= 0 ? Infinity : route.maxBytes
-    const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
-    const res = reply.raw as RawResponse
-    res[kState] = state
-    res.writeHead = writeHeadOnce as RawResponse['writeHead']
-    // The request object is only touched when needed: to count a body of
-    // unknown length, to see a client send without waiting for its 100, to
-    // send that 100. A plain upload with a Content-Length keeps its shape.
-    if (awaiting || declared === -1 || authRefusal) raw[kState] = state
-    if (awaiting || declared === -1) raw.push = countingPush
-    if (awaiting) raw._read = readWithContinue
-
-    if (unsupported !== null) {
-      state.closeAfter = true
-      state.reason = REFUSAL_REASONS.expectation
-      done(new ExpectationFailedError(JSON.stringify(unsupported)))
-      return
-    }
     if (is404 && hasBody) {
       // Fastify parses a body before it calls the 404 handler: shown as
       // bodiless, the request goes straight to the handler, whose answer
       // then comes before the body.
       request.headers = NO_BODY
     }
-    if (route !== null) {
-      if (declared > route.maxBytes) {
-        state.reason = REFUSAL_REASONS.tooLarge
-        done(new BodyTooLargeError(declared, route.maxBytes))
-        return
-      }
-      const contentType = headers['content-type']
-      if (route.mediaTypes !== null && !acceptsMediaType(route.mediaTypes, contentType)) {
-        state.reason = REFUSAL_REASONS.mediaType
-        done(new UnsupportedMediaTypeError(contentType === undefined ? '(none)' : JSON.stringify(contentType), route.mediaTypes.description))
-        return
+
+    let refusal: Error | null = null
+    let reason: string | null = null
+    let streamingLimit = Infinity
+    if (unsupported !== null) {
+      refusal = new ExpectationFailedError(JSON.stringify(unsupported))
+      reason = REFUSAL_REASONS.expectation
+    } else if (hasBody && !is404) {
+      const route = routeSettingsOf(request)
+      if (route !== null) {
+        const contentType = headers['content-type']
+        if (declared > route.maxBytes) {
+          refusal = new BodyTooLargeError(declared, route.maxBytes)
+          reason = REFUSAL_REASONS.tooLarge
+        } else if (route.mediaTypes !== null && !acceptsMediaType(route.mediaTypes, contentType)) {
+          refusal = new UnsupportedMediaTypeError(contentType === undefined ? '(none)' : JSON.stringify(contentType), route.mediaTypes.description)
+          reason = REFUSAL_REASONS.mediaType
+        }
+        // A declared length was checked just above; only a body of unknown
+        // length is counted against the limit as it arrives.
+        if (declared === -1) streamingLimit = route.maxBytes
       }
     }
-    done()
+
+    // A plain upload, small enough to drain if it goes unread: Node's own
+    // handling is already right, and its objects are left as they are.
+    if (refusal === null && !awaiting && declared >= 0 && declared <= ctx.drainMaxBytes) {
+      done()
+      return
+    }
+
+    const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
+    const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
+    state.reason = reason
+    state.closeAfter = unsupported !== null
+    const res = reply.raw as RawResponse
+    res[kState] = state
+    res.writeHead = writeHeadOnce as RawResponse['writeHead']
+    // The request object is only touched when needed: to count a body of
+    // unknown length, to see a client send without waiting for its 100, to
+    // send that 100.
+    if (awaiting || declared === -1) {
+      raw[kState] = state
+      raw.push = countingPush
+    }
+    if (awaiting) raw._read = readWithContinue
+    if (refusal === null) done()
+    else done(refusal)
   })
 
   if (authRefusal) {
