@@ -47,14 +47,14 @@ function fileInfo (meta: FileMeta): FileInfo {
   }
 }
 
-function checkedName (name: string | undefined): string {
-  const problem = nameProblem(name ?? '')
+function checkedName (name: string): string {
+  const problem = nameProblem(name)
   if (problem !== null) throw new InvalidNameError(problem)
-  return name as string
+  return name
 }
 
 function nameOf (request: FastifyRequest): string {
-  return checkedName((request.params as { '*'?: string })['*'])
+  return checkedName((request.params as { '*': string })['*'])
 }
 
 /** Routes behind the auth plugin always have a principal. */
@@ -62,9 +62,9 @@ function ownerOf (request: FastifyRequest): string {
   return request.principal as string
 }
 
+/** A request header; Node joins repeated ones (only Set-Cookie stays a list, and requests carry none). */
 function header (request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name]
-  return Array.isArray(value) ? value.join(', ') : value
+  return request.headers[name] as string | undefined
 }
 
 function tagsOf (request: FastifyRequest, name: 'if-match' | 'if-none-match'): string[] | null {
@@ -176,7 +176,7 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
     const owner = ownerOf(request)
     // A file replaced between the metadata read and the open is read again,
     // so headers and bytes always belong to the same version.
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1; attempt <= 3; attempt++) {
       const meta = await storage.head(owner, name)
       if (meta === null) throw new FileNotFoundError(JSON.stringify(name))
       const range = describeFile(request, reply, name, meta)
@@ -185,8 +185,8 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       const file = await storage.get(owner, name, range ?? undefined)
       if (file !== null && file.meta.etag === meta.etag) return await reply.send(file.stream)
       file?.stream.destroy()
-      if (attempt === 3) throw new FileBusyError(JSON.stringify(name))
     }
+    throw new FileBusyError(JSON.stringify(name))
   }
 
   /** Sets the headers that describe the file; returns the range to send, null for all of it, or 'not-modified'. */

@@ -177,7 +177,10 @@ t.test('conditional requests', async (t) => {
   t.equal(weak.status, 412, 'If-Match uses the strong comparison')
   const malformed = await put(port, '/files/c.txt', Buffer.from('x'), [bearer('alice'), 'If-Match: nope'])
   t.equal(malformed.status, 400)
-  t.match(json(malformed), { code: 'UPFRONT_INVALID_HEADER' })
+  t.match(json(malformed), { code: 'UPFRONT_INVALID_HEADER', message: /If-Match must be/ })
+  const malformedNone = await get(port, '/files/c.txt', [bearer('alice'), 'If-None-Match: "a", nope'])
+  t.equal(malformedNone.status, 400)
+  t.match(json(malformedNone), { code: 'UPFRONT_INVALID_HEADER', message: /If-None-Match must be/ })
 
   const current = safe.headers.etag as string
   const notModified = await get(port, '/files/c.txt', [bearer('alice'), `If-None-Match: "x", W/${current}`])
