@@ -11,6 +11,7 @@ import type {
 import { createDecoder, createVerifier, TOKEN_ERROR_CODES } from 'fast-jwt'
 import type { Algorithm } from 'fast-jwt'
 import fp from 'fastify-plugin'
+import { mediaTypeOf } from './upfront/media-type.js'
 import {
   AuthInvalidOptionError,
   CallerBodyTooLargeError,
@@ -302,11 +303,6 @@ function canonicalGrant (method: string, path: string, owner: string, name: stri
 
 function signatureOf (canonical: string, secret: string | Buffer): Buffer {
   return createHmac('sha256', secret).update(canonical).digest()
-}
-
-function mediaTypeOf (contentType: string): string {
-  const semicolon = contentType.indexOf(';')
-  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase()
 }
 
 /**

@@ -79,12 +79,9 @@ async function h2Client (session: ClientHttp2Session, path: string, body: Buffer
   })
 }
 
-async function h2App (t: Test, secure: boolean): Promise<number> {
-  // One code path for both servers: their types differ only in the raw request and reply.
-  const app = (secure
-    ? Fastify({ http2: true, https: { key, cert, allowHTTP1: true } })
-    : Fastify({ http2: true })) as unknown as FastifyInstance
-  await app.register(upfront, { maxBytes: 1024 * 1024 })
+/** A PUT /upload route that counts the body it streams, on a started app; returns the port. */
+async function serveUploads (t: Test, app: FastifyInstance, maxBytes: number): Promise<number> {
+  await app.register(upfront, { maxBytes })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
   app.put('/upload', async (request) => {
@@ -95,6 +92,14 @@ async function h2App (t: Test, secure: boolean): Promise<number> {
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return (app.server.address() as { port: number }).port
+}
+
+async function h2App (t: Test, secure: boolean): Promise<number> {
+  // One code path for both servers: their types differ only in the raw request and reply.
+  const app = (secure
+    ? Fastify({ http2: true, https: { key, cert, allowHTTP1: true } })
+    : Fastify({ http2: true })) as unknown as FastifyInstance
+  return await serveUploads(t, app, 1024 * 1024)
 }
 
 t.test('HTTP/2, cleartext and TLS: 100-Continue accepted in any case, oversize refused without the body', async (t) => {
@@ -137,18 +142,7 @@ t.test('HTTP/2, cleartext and TLS: 100-Continue accepted in any case, oversize r
 })
 
 t.test('HTTPS (HTTP/1.1 over TLS) with Node\'s own client', async (t) => {
-  const app = Fastify({ https: { key, cert } })
-  await app.register(upfront, { maxBytes: 1000 })
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
-  app.put('/upload', async (request) => {
-    let received = 0
-    for await (const chunk of request.raw) received += (chunk as Buffer).length
-    return { received }
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const port = (app.server.address() as { port: number }).port
+  const port = await serveUploads(t, Fastify({ https: { key, cert } }) as unknown as FastifyInstance, 1000)
   const accepted = await nodeClient(true, port, '/upload', Buffer.alloc(1000))
   t.ok(accepted.continued)
   t.same(JSON.parse(accepted.body), { received: 1000 })
