@@ -87,10 +87,14 @@ export class DiskStorage implements Storage {
 
   /** Opens (creating it if needed) the storage in `dir` and clears what a crash left unfinished. */
   static async open (dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
-    const storage = new DiskStorage(dir, {
+    const sizes = {
       writeBatchBytes: options.writeBatchBytes ?? 2 * mebibyte,
       syncEveryBytes: options.syncEveryBytes ?? 16 * mebibyte
-    })
+    }
+    for (const [option, value] of Object.entries(sizes)) {
+      if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`DiskStorage option ${option} must be a positive integer, not ${value}`)
+    }
+    const storage = new DiskStorage(dir, sizes)
     await rm(storage.#tmp, { recursive: true, force: true })
     await mkdir(storage.#tmp, { recursive: true })
     await mkdir(storage.#files, { recursive: true })

@@ -559,6 +559,12 @@ t.test('default options', async (t) => {
   t.ok(Number.isSafeInteger(free) && free > 0, 'freeBytes reports the space left')
 })
 
+t.test('sizes in options are positive integers', async (t) => {
+  const dir = t.testdir()
+  await t.rejects(DiskStorage.open(dir, { writeBatchBytes: 0 }), new RangeError('DiskStorage option writeBatchBytes must be a positive integer, not 0'))
+  await t.rejects(DiskStorage.open(dir, { syncEveryBytes: Number.NaN }), new RangeError('DiskStorage option syncEveryBytes must be a positive integer, not NaN'))
+})
+
 t.test('a full disk: 507 and nothing left behind', async (t) => {
   const mountpoint = join(t.testdir(), 'tmpfs')
   await mkdir(mountpoint)
