@@ -34,6 +34,7 @@ export interface FileInfo {
 }
 
 const DEFAULT_LIST_LIMIT = 100
+const FORM_FRAMING_BYTES = 1024 * 1024
 const MAX_LIST_LIMIT = 1000
 
 function fileInfo (meta: FileMeta): FileInfo {
@@ -144,7 +145,12 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
     })
   })
 
-  fastify.post('/files', { config: { upfront: { contentTypes: ['multipart/form-data'] } } }, async function postFiles (request, reply) {
+  // A form carrying a file of exactly the limit is a little larger than the
+  // file: its boundaries and part headers get this much room on top.
+  const formLimit = options.maxUploadBytes + FORM_FRAMING_BYTES
+  fastify.post('/files', {
+    config: { upfront: { maxBytes: formLimit, contentTypes: ['multipart/form-data'] } }
+  }, async function postFiles (request, reply) {
     const owner = ownerOf(request)
     const limit = uploadLimit(request)
     await checkFreeSpace(request)

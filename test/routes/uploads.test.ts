@@ -80,9 +80,18 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
   const fine = await exchange(port, { head: ['GET /files/fine.bin HTTP/1.1', 'Host: x', bearer('alice')].join('\r\n') })
   t.equal(fine.status, 404)
 
+  // A file of exactly the limit fits, form framing included.
+  const exact = form([{ name: 'file', filename: 'exact.bin', data: Buffer.alloc(1024 * 1024, 5) }])
+  const fits = await exchange(port, {
+    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${exact.length}`, 'Expect: 100-continue'].join('\r\n'),
+    body: exact
+  })
+  t.equal(fits.status, 201)
+  await exchange(port, { head: ['DELETE /files/exact.bin HTTP/1.1', 'Host: x', bearer('alice')].join('\r\n'), closeWaitMs: 50 })
+
   // Declared too large for the whole request: refused before the body.
   const declared = await exchange(port, {
-    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=b', `Content-Length: ${2 * 1024 * 1024}`, 'Expect: 100-continue'].join('\r\n')
+    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=b', `Content-Length: ${2 * 1024 * 1024 + 1}`, 'Expect: 100-continue'].join('\r\n')
   })
   t.equal(declared.status, 413)
   t.equal(declared.bodyBytesWritten, 0)
