@@ -50,6 +50,8 @@ const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..')
 const args = process.argv.slice(2)
 const unpinned = args.includes('--unpinned')
+/** The flags `npm start` and the Dockerfile run the service with. */
+const SHIPPED_NODE_ARGS = ['--initial-old-space-size=128']
 const serviceNodeArgs = (args.find((a) => a.startsWith('--service-node-args='))?.slice(20) ?? '').split(' ').filter((a) => a !== '')
 const probe = ['--import', pathToFileURL(join(here, 'gc-probe.js')).href]
 
@@ -263,7 +265,7 @@ async function startService (label: string): Promise<Server> {
     LOG_LEVEL,
     NODE_ENV: 'production'
   }
-  const [command, commandArgs] = pinned(SERVER_CORE, process.execPath, [...probe, ...serviceNodeArgs, join(root, 'dist', 'server.js')])
+  const [command, commandArgs] = pinned(SERVER_CORE, process.execPath, [...probe, ...SHIPPED_NODE_ARGS, ...serviceNodeArgs, join(root, 'dist', 'server.js')])
   const child = track(spawn(command, commandArgs, { stdio: ['ignore', logFd, logFd], env }))
   closeSync(logFd)
   const server: Server = { label: `service (${label})`, port, pid: child.pid ?? 0, child, dir, log: logPath, gcFile }
@@ -721,7 +723,7 @@ try {
     ? `core ${SERVER_CORE} = the server under test (the service, or one of the bare servers; only one is loaded at a time), dd and the SHA-256 ceiling; ` +
       `core ${CLIENT_CORE} = curl, the small-upload load generator and the orchestrator (taskset). Threads of a pinned process (libuv's pool, V8's GC helpers) share its core; kernel writeback and journal threads run where the kernel puts them.`
     : 'not pinned: every process may use both cores.'}`)
-  lines.push(`- Service: \`node dist/server.js\`, NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL} (to a file), MAX_UPLOAD_BYTES=${MAX_UPLOAD_BYTES} (2 GiB: ` +
+  lines.push(`- Service: \`node ${SHIPPED_NODE_ARGS.join(' ')} dist/server.js\` (as \`npm start\` runs it), NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL} (to a file), MAX_UPLOAD_BYTES=${MAX_UPLOAD_BYTES} (2 GiB: ` +
     'a multipart form carrying a 1 GiB file is a little over 1 GiB), one principal (AUTH_TOKENS). A fresh process for the 1 GiB runs, for each RSS scenario and for the small uploads.')
   lines.push('- Bare = `bench/bare-server.ts`: node:http, `stream.pipeline(req, fs.createWriteStream(path))`, default buffers, no fsync (its 201 means "in the page cache"); ' +
     '"bare sha256" adds a SHA-256 Transform to the pipeline; "loopback" = the same server discarding the body.')
