@@ -128,9 +128,7 @@ type RawRequest = Readable & {
   [kState]?: BodyState
 }
 
-type RawResponse = ServerResponse & {
-  [kState]?: BodyState
-}
+type RawResponse = ServerResponse
 
 type LingeringSocket = Socket & { [kLingerMs]?: number }
 
@@ -211,16 +209,12 @@ function restoreFromPrototype<T extends object> (target: T, key: keyof T): void 
   target[key] = (Object.getPrototypeOf(target) as T)[key]
 }
 
-/** Replaces `_read` until the first read: the first read is the moment to send the 100. */
-function readWithContinue (this: RawRequest, size: number): void {
-  restoreFromPrototype(this, '_read')
-  sendContinue(this[kState] as BodyState)
-  this._read(size)
-}
-
-function sendContinue (state: BodyState): void {
+/** The first read of the body is the moment to send the 100. */
+function sendContinue (state: BodyState, raw: RawRequest): void {
   if (!state.awaiting) return
   state.awaiting = false
+  // RFC 9110 §10.1.1: no 100 is needed once body bytes came without one.
+  if (raw.readableLength > 0) return
   state.reply.raw.writeContinue()
   state.ctx.continued++
 }
@@ -271,17 +265,11 @@ function failConsumer (raw: RawRequest, state: BodyState): void {
   raw.destroy(new StreamTooLargeError(state.limit))
 }
 
-/** Replaces `writeHead` once: the final answer is about to start. */
-function writeHeadOnce (this: RawResponse, ...args: unknown[]): ServerResponse {
-  restoreFromPrototype(this, 'writeHead')
-  concludeBeforeAnswer(this[kState] as BodyState, this, args[0] as number)
-  return (this.writeHead as (...a: unknown[]) => ServerResponse)(...args)
-}
-
 function concludeBeforeAnswer (state: BodyState, res: RawResponse, statusCode: number): void {
   const { ctx, request } = state
   const raw = request.raw as unknown as RawRequest
-  const beforeBody = state.awaiting
+  // Still waiting for its 100, unless body bytes came anyway.
+  const beforeBody = state.awaiting && raw.readableLength === 0
   state.awaiting = false
   // Saturates rather than lose integer precision past 2^53 (8 PiB).
   if (beforeBody && state.declared > 0) ctx.unsentBytes = Math.min(ctx.unsentBytes + state.declared, Number.MAX_SAFE_INTEGER)
@@ -466,17 +454,24 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
     state.reason = reason
     state.closeAfter = unsupported !== null
-    const res = reply.raw as RawResponse
-    res[kState] = state
-    res.writeHead = writeHeadOnce as RawResponse['writeHead']
-    // The request object is only touched when needed: to count a body of
-    // unknown length, to see a client send without waiting for its 100, to
-    // send that 100.
-    if (awaiting || declared === -1) {
-      raw[kState] = state
-      raw.push = countingPush
+    // As few properties as possible are added to Node's objects: every
+    // added one gives them another shape, which Node's hot paths then meet.
+    // Closures carry the state to the two overrides instead.
+    reply.raw.writeHead = function writeHeadOnce (this: RawResponse, ...args: unknown[]): ServerResponse {
+      restoreFromPrototype(this, 'writeHead')
+      concludeBeforeAnswer(state, this, args[0] as number)
+      return (this.writeHead as (...a: unknown[]) => ServerResponse)(...args)
+    } as RawResponse['writeHead']
+    if (awaiting) {
+      raw._read = function readWithContinue (this: RawRequest, size: number): void {
+        restoreFromPrototype(this, '_read')
+        sendContinue(state, this)
+        this._read(size)
+      }
     }
-    if (awaiting) raw._read = readWithContinue
+    // Only a body of unknown length is counted as it arrives.
+    if (declared === -1) raw.push = countingPush
+    if (declared === -1 || authRefusal) raw[kState] = state
     if (refusal === null) done()
     else done(refusal)
   })

@@ -147,7 +147,7 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
 
   // A form carrying a file of exactly the limit is a little larger than the
   // file: its boundaries and part headers get this much room on top.
-  const formLimit = options.maxUploadBytes + FORM_FRAMING_BYTES
+  const formLimit = Math.min(options.maxUploadBytes + FORM_FRAMING_BYTES, Number.MAX_SAFE_INTEGER)
   fastify.post('/files', {
     config: { upfront: { maxBytes: formLimit, contentTypes: ['multipart/form-data'] } }
   }, async function postFiles (request, reply) {

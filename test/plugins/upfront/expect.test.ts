@@ -290,3 +290,29 @@ t.test('an unknown route answers before the body even where Fastify would parse 
   t.equal(result.bodyBytesWritten, 0)
   t.same(seen, [undefined], 'the 404 handler sees a request without a body')
 })
+
+t.test('a client that starts sending before its 100 gets none, and its body is read whole', async (t) => {
+  const { port } = await startApp(t, {}, (app) => {
+    app.post('/slow-start', async (request) => {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      return { received: await countBody(request.raw) }
+    })
+  })
+  const { connect } = await import('node:net')
+  const socket = connect(port, '127.0.0.1')
+  await new Promise((resolve) => socket.once('connect', resolve))
+  let answer = ''
+  socket.on('data', (data: Buffer) => { answer += data.toString('latin1') })
+  const total = 100_000
+  socket.write(Buffer.concat([
+    Buffer.from(head(['POST /slow-start HTTP/1.1', 'Host: x', `Content-Length: ${total}`, 'Expect: 100-continue', 'Connection: close']) + '\r\n\r\n'),
+    Buffer.alloc(1000)
+  ]))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  socket.write(Buffer.alloc(total - 1000))
+  await new Promise((resolve) => socket.once('end', resolve))
+  socket.destroy()
+  t.notMatch(answer, /100 Continue/, 'no 100 once the body had started')
+  t.match(answer, /^HTTP\/1\.1 200 OK\r\n/)
+  t.match(answer, /\{"received":100000\}$/)
+})
