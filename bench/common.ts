@@ -1,5 +1,6 @@
 // What the bench processes share: the app's constants, the messages between
 // the orchestrator and a server, and a minimal HTTP/1.1 response-head parser.
+import { readFileSync } from 'node:fs'
 import type { UpfrontStats } from '../plugins/upfront/index.js'
 
 export type Variant = 'plugin' | 'stock'
@@ -69,4 +70,31 @@ export function percentile (values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b)
   const rank = Math.ceil((p / 100) * sorted.length)
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+}
+
+export type CoreTimes = number[][]
+
+/** Per-core [busy, total] jiffies from /proc/stat (Linux); empty elsewhere. */
+export function coreTimes (): CoreTimes {
+  try {
+    return readFileSync('/proc/stat', 'utf8').split('\n')
+      .filter((line) => /^cpu\d+ /.test(line))
+      .map((line) => {
+        const fields = line.trim().split(/\s+/).slice(1).map(Number)
+        const total = fields.reduce((a, b) => a + b, 0)
+        const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
+        return [total - idle, total]
+      })
+  } catch {
+    return []
+  }
+}
+
+/** Busy share of each core between two samples. */
+export function coreBusy (before: CoreTimes, after: CoreTimes): number[] {
+  return after.map((core, i) => {
+    const b = before[i] ?? [0, 0]
+    const total = core[1]! - b[1]!
+    return total > 0 ? (core[0]! - b[0]!) / total : 0
+  })
 }

@@ -7,13 +7,13 @@
 // curl) and this orchestrator, which is idle while a load runs.
 import { execFileSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { upload } from './client.js'
-import { median, requestHead, SMALL_LIMIT, TOKEN, UPLOAD_LIMIT, UPLOAD_TYPE } from './common.js'
+import { coreBusy, coreTimes, median, requestHead, SMALL_LIMIT, TOKEN, UPLOAD_LIMIT, UPLOAD_TYPE } from './common.js'
 import type { ParentMessage, ServerMessage, Variant } from './common.js'
 import type { LatencyConfig, LatencyStats, LoadConfig, LoadResult } from './load.js'
 
@@ -55,32 +55,6 @@ const pinned = (core: string, command: string, commandArgs: string[]): [string, 
 
 // ---------------------------------------------------------------- CPU
 
-type CoreTimes = number[][]
-
-/** Per-core [busy, total] jiffies from /proc/stat (Linux); empty elsewhere. */
-function coreTimes (): CoreTimes {
-  try {
-    return readFileSync('/proc/stat', 'utf8').split('\n')
-      .filter((line) => /^cpu\d+ /.test(line))
-      .map((line) => {
-        const fields = line.trim().split(/\s+/).slice(1).map(Number)
-        const total = fields.reduce((a, b) => a + b, 0)
-        const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
-        return [total - idle, total]
-      })
-  } catch {
-    return []
-  }
-}
-
-/** Busy share of each core between two samples. */
-function coreBusy (before: CoreTimes, after: CoreTimes): number[] {
-  return after.map((core, i) => {
-    const b = before[i] ?? [0, 0]
-    const total = core[1]! - b[1]!
-    return total > 0 ? (core[0]! - b[0]!) / total : 0
-  })
-}
 
 const pct = (share: number): string => `${(share * 100).toFixed(0)}%`
 

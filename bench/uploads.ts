@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { median } from './common.js'
+import { coreBusy, coreTimes, median } from './common.js'
 import type { GcTotals } from './gc-probe.js'
 import type { SmallLoadConfig, SmallLoadResult } from './uploads-load.js'
 
@@ -144,30 +144,6 @@ async function syncDisk (): Promise<void> {
 
 // ---------------------------------------------------------------- CPU and memory, from /proc
 
-type CoreTimes = number[][]
-
-function coreTimes (): CoreTimes {
-  try {
-    return readFileSync('/proc/stat', 'utf8').split('\n')
-      .filter((line) => /^cpu\d+ /.test(line))
-      .map((line) => {
-        const fields = line.trim().split(/\s+/).slice(1).map(Number)
-        const total = fields.reduce((a, b) => a + b, 0)
-        const idle = (fields[3] ?? 0) + (fields[4] ?? 0)
-        return [total - idle, total]
-      })
-  } catch {
-    return []
-  }
-}
-
-function coreBusy (before: CoreTimes, after: CoreTimes): number[] {
-  return after.map((core, i) => {
-    const b = before[i] ?? [0, 0]
-    const total = core[1]! - b[1]!
-    return total > 0 ? (core[0]! - b[0]!) / total : 0
-  })
-}
 
 /** How busy each core is while this benchmark does nothing: other processes on the machine. */
 async function background (ms: number): Promise<number[]> {
