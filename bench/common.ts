@@ -1,5 +1,6 @@
 // What the bench processes share: the app's constants, the messages between
 // the orchestrator and a server, and a minimal HTTP/1.1 response-head parser.
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { UpfrontStats } from '../plugins/upfront/index.js'
 
@@ -97,4 +98,19 @@ export function coreBusy (before: CoreTimes, after: CoreTimes): number[] {
     const total = core[1]! - b[1]!
     return total > 0 ? (core[0]! - b[0]!) / total : 0
   })
+}
+
+/** Whether a command is on the PATH. */
+export function hasCommand (name: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Adds one to `record[key]`. */
+export function count (record: Record<string, number>, key: string): void {
+  record[key] = (record[key] ?? 0) + 1
 }

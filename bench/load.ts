@@ -14,7 +14,7 @@
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { upload } from './client.js'
-import { median, parseResponseHead, percentile } from './common.js'
+import { count, median, parseResponseHead, percentile } from './common.js'
 
 export interface LoadConfig {
   mode: 'keepalive' | 'fresh'
@@ -67,9 +67,6 @@ const CHUNK_SIZE = 64 * 1024
 const EXPECT_WAIT_MS = 1000
 const REQUEST_TIMEOUT_MS = 5000
 
-function count (record: Record<string, number>, key: string): void {
-  record[key] = (record[key] ?? 0) + 1
-}
 
 async function runLoad (config: LoadConfig): Promise<LoadResult> {
   const head = Buffer.from(config.head, 'latin1')

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { upload } from './client.js'
-import { coreBusy, coreTimes, median, requestHead, SMALL_LIMIT, TOKEN, UPLOAD_LIMIT, UPLOAD_TYPE } from './common.js'
+import { coreBusy, coreTimes, hasCommand, median, requestHead, SMALL_LIMIT, TOKEN, UPLOAD_LIMIT, UPLOAD_TYPE } from './common.js'
 import type { ParentMessage, ServerMessage, Variant } from './common.js'
 import type { LatencyConfig, LatencyStats, LoadConfig, LoadResult } from './load.js'
 
@@ -40,14 +40,6 @@ const LATENCY_SAMPLES = quick ? 300 : 2000
 const variants: Variant[] = ['stock', 'plugin']
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 
-function hasCommand (name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 const canPin = hasCommand('taskset')
 const pinned = (core: string, command: string, commandArgs: string[]): [string, string[]] =>

@@ -12,7 +12,7 @@
 // its JSON body. Prints one JSON line (SmallLoadResult) on stdout.
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
-import { parseResponseHead, percentile } from './common.js'
+import { count, parseResponseHead, percentile } from './common.js'
 
 export interface SmallLoadConfig {
   port: number
@@ -50,9 +50,6 @@ export interface SmallLoadResult {
 const EXPECT_WAIT_MS = 1000
 const REQUEST_TIMEOUT_MS = 10_000
 
-function count (record: Record<string, number>, key: string): void {
-  record[key] = (record[key] ?? 0) + 1
-}
 
 async function run (config: SmallLoadConfig): Promise<SmallLoadResult> {
   const body = Buffer.alloc(config.bodyBytes, 'u')

@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { coreBusy, coreTimes, median } from './common.js'
+import { coreBusy, coreTimes, hasCommand, median } from './common.js'
 import type { GcTotals } from './gc-probe.js'
 import type { SmallLoadConfig, SmallLoadResult } from './uploads-load.js'
 
@@ -86,14 +86,6 @@ const MAX_UPLOAD_BYTES = 2 * GIB
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 const startedAt = Date.now()
 
-function hasCommand (name: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
 
 const canPin = !unpinned && hasCommand('taskset')
 const pinned = (core: string, command: string, commandArgs: string[]): [string, string[]] =>
