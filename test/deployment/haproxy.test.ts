@@ -1,0 +1,61 @@
+// Behind HAProxy, as the README's deployment notes say: the proxy passes the
+// 100-continue exchange through, so refusals still come before the body.
+import { execFile, spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { scratch, startService, TOKENS } from '../helpers/service.js'
+
+const run = promisify(execFile)
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+t.test('HAProxy in front: accepted through it, refused before the body through it', async (t) => {
+  const { port: servicePort } = await startService(t, { MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) })
+  const proxyPort = await freePort()
+  const dir = scratch(t, { 'three.bin': Buffer.alloc(3 * 1024 * 1024, 3), 'five.bin': Buffer.alloc(5 * 1024 * 1024, 5) })
+  const config = join(dir, 'haproxy.cfg')
+  writeFileSync(config, [
+    'defaults',
+    '  mode http',
+    '  timeout connect 5s',
+    '  timeout client 30s',
+    '  timeout server 30s',
+    'frontend uploads',
+    `  bind 127.0.0.1:${proxyPort}`,
+    '  default_backend service',
+    'backend service',
+    `  server upfront 127.0.0.1:${servicePort}`,
+    ''
+  ].join('\n'))
+  const proxy = spawn('haproxy', ['-f', config, '-db'], { stdio: 'ignore' })
+  t.teardown(() => { proxy.kill('SIGKILL') })
+  // Wait until it accepts connections.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await run('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${proxyPort}/healthz`])
+      break
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  const base = `http://127.0.0.1:${proxyPort}`
+  const curl = async (args: string[]): Promise<[number, number]> => {
+    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_upload}', ...args])
+    const [status, size] = stdout.split(' ')
+    return [Number(status), Number(size)]
+  }
+  const auth = ['-H', `Authorization: Bearer ${TOKENS.alice}`]
+
+  t.same(await curl([...auth, '-T', join(dir, 'three.bin'), `${base}/files/three.bin`]), [201, 3 * 1024 * 1024], 'accepted through the proxy')
+  t.same(await curl(['-T', join(dir, 'three.bin'), `${base}/files/x.bin`]), [401, 0], 'no token: nothing sent, through the proxy')
+  t.same(await curl([...auth, '-T', join(dir, 'five.bin'), `${base}/files/x.bin`]), [413, 0], 'too large: nothing sent, through the proxy')
+})
