@@ -1,12 +1,15 @@
 // The naive floor of the uploads benchmark (bench/uploads.ts): a bare
 // node:http server, no framework, in its own process.
 //
-//   node bare-server.js pipe|sha256|discard <dir>
+//   node bare-server.js pipe|sha256|sha256-large|discard <dir>
 //
 // - pipe:    stream.pipeline(req, fs.createWriteStream(<dir>/<name>)), default
 //            buffer sizes, then 201. No fsync: the 201 means "in the page cache".
 // - sha256:  the same with a SHA-256 Transform in the pipeline (the digest is
 //            in the answer), for reference.
+// - sha256-large: sha256 with every stream buffer enlarged to 4 MiB (the
+//            server's `highWaterMark`, the Transform's, the file stream's):
+//            "a Node server that only enlarged its stream buffers".
 // - discard: reads and drops the body, then 201: what loopback HTTP alone costs.
 //
 // Every request method is treated as an upload; `<name>` is the last segment
@@ -20,12 +23,14 @@ import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
-type Mode = 'pipe' | 'sha256' | 'discard'
+type Mode = 'pipe' | 'sha256' | 'sha256-large' | 'discard'
 const mode = process.argv[2] as Mode
 const dir = process.argv[3]
-if (!['pipe', 'sha256', 'discard'].includes(mode) || dir === undefined) throw new Error('usage: bare-server.js pipe|sha256|discard <dir>')
+if (!['pipe', 'sha256', 'sha256-large', 'discard'].includes(mode) || dir === undefined) throw new Error('usage: bare-server.js pipe|sha256|sha256-large|discard <dir>')
+/** Stream buffers: Node's defaults, or 4 MiB everywhere for sha256-large. */
+const highWaterMark = mode === 'sha256-large' ? 4 * 1024 * 1024 : undefined
 
-const server = createServer((req, res) => {
+const server = createServer({ highWaterMark }, (req, res) => {
   const name = (req.url ?? '/upload').replace(/\?.*$/s, '').split('/').filter((s) => s !== '' && s !== '..').at(-1) ?? 'upload'
   const answer = (body: Record<string, unknown>): void => {
     const json = JSON.stringify(body)
@@ -44,13 +49,14 @@ const server = createServer((req, res) => {
     req.on('error', fail)
     return
   }
-  const file = createWriteStream(join(dir, name))
+  const file = createWriteStream(join(dir, name), { highWaterMark })
   if (mode === 'pipe') {
     pipeline(req, file).then(() => { answer({ size: file.bytesWritten }) }, fail)
     return
   }
   const hash = createHash('sha256')
   const hashing = new Transform({
+    highWaterMark,
     transform (chunk: Buffer, _encoding, callback) {
       hash.update(chunk)
       callback(null, chunk)

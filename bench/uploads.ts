@@ -21,7 +21,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -249,7 +249,7 @@ async function startService (label: string): Promise<Server> {
   }
 }
 
-async function startBare (mode: 'pipe' | 'sha256' | 'discard'): Promise<Server> {
+async function startBare (mode: 'pipe' | 'sha256' | 'sha256-large' | 'discard'): Promise<Server> {
   const dir = join(tmp, `bare-${mode}`)
   mkdirSync(dir)
   const gcFile = join(tmp, `bare-${mode}.gc.json`)
@@ -313,21 +313,35 @@ interface CurlResult {
   status: number
   uploaded: number
   seconds: number
+  /** curl's own CPU time, user + system (from the shell's `times`). */
+  cpu: number
   body: string
   error: string | null
 }
 
+/** `times` prints the shell's user and system time, then its children's: `0m1.234s 0m0.567s`. */
+function childrenCpu (stderr: string): { cpu: number, rest: string } {
+  const lines = stderr.trimEnd().split('\n')
+  const children = lines.pop() ?? ''
+  lines.pop()
+  const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]))
+  return { cpu: seconds.length === 2 ? (seconds[0] as number) + (seconds[1] as number) : Number.NaN, rest: lines.join('\n') }
+}
+
 async function curl (curlArgs: string[]): Promise<CurlResult> {
-  const done = await run('curl', ['-sS', '--max-time', '120', '-o', '-', '-w', '\n%{http_code} %{size_upload} %{time_total}', ...curlArgs],
-    { timeoutMs: 130_000, core: CLIENT_CORE })
+  const done = await run('bash', ['-c', 'curl "$@"; code=$?; times >&2; exit $code', 'curl',
+    '-sS', '--max-time', '120', '-o', '-', '-w', '\n%{http_code} %{size_upload} %{time_total}', ...curlArgs],
+  { timeoutMs: 130_000, core: CLIENT_CORE })
   const lines = done.stdout.split('\n')
   const [status = '0', uploaded = '0', seconds = 'NaN'] = (lines.pop() ?? '').split(' ')
+  const { cpu, rest } = childrenCpu(done.stderr)
   return {
     status: Number(status),
     uploaded: Number(uploaded),
     seconds: Number(seconds),
+    cpu,
     body: lines.join('\n'),
-    error: done.code === 0 ? null : `curl exited with ${String(done.code)}${done.timedOut ? ' (timed out)' : ''}: ${done.stderr.trim()}`
+    error: done.code === 0 ? null : `curl exited with ${String(done.code)}${done.timedOut ? ' (timed out)' : ''}: ${rest.trim()}`
   }
 }
 
@@ -415,6 +429,8 @@ interface BigRun {
   cpu: number
   /** Of which the main (JavaScript) thread. */
   mainCpu: number
+  /** curl's CPU seconds (user + system). */
+  clientCpu: number
   /** Mark-compacts and scavenges during the upload, and the main thread's pauses for them (ms). */
   majorGc: number
   minorGc: number
@@ -470,14 +486,21 @@ try {
   const service = await startService('big')
   const barePipe = await startBare('pipe')
   const bareSha = await startBare('sha256')
+  const bareShaLarge = await startBare('sha256-large')
   const bareDiscard = await startBare('discard')
 
-  type BigKind = 'service PUT' | 'bare pipe PUT' | 'bare sha256 PUT' | 'service multipart POST' | 'loopback (discard)'
-  const kinds: BigKind[] = ['service PUT', 'bare pipe PUT', 'bare sha256 PUT', 'service multipart POST', 'loopback (discard)']
+  type BigKind = 'service PUT' | 'bare pipe PUT' | 'bare sha256 PUT' | 'bare sha256 large-buffers PUT' | 'service multipart POST' | 'loopback (discard)'
+  const kinds: BigKind[] = ['service PUT', 'bare pipe PUT', 'bare sha256 PUT', 'bare sha256 large-buffers PUT', 'service multipart POST', 'loopback (discard)']
+  const bareOf: Record<Exclude<BigKind, `service ${string}`>, Server> = {
+    'bare pipe PUT': barePipe,
+    'bare sha256 PUT': bareSha,
+    'bare sha256 large-buffers PUT': bareShaLarge,
+    'loopback (discard)': bareDiscard
+  }
   const bigRuns = new Map<BigKind, BigRun[]>(kinds.map((kind) => [kind, []]))
 
   const bigOne = async (kind: BigKind, round: number): Promise<BigRun> => {
-    const target = kind.startsWith('service') ? service : kind === 'bare pipe PUT' ? barePipe : kind === 'bare sha256 PUT' ? bareSha : bareDiscard
+    const target = kind === 'service PUT' || kind === 'service multipart POST' ? service : bareOf[kind]
     const name = `big-${round}`
     const curlArgs = kind === 'service multipart POST'
       ? ['-H', `Authorization: ${AUTH}`, '-F', `file=@${source};filename=${name};type=application/octet-stream`, `http://127.0.0.1:${target.port}/files`]
@@ -496,6 +519,7 @@ try {
       seconds: result.seconds,
       cpu: after.total - before.total,
       mainCpu: after.main - before.main,
+      clientCpu: result.cpu,
       majorGc: gcAfter.major.count - gcBefore.major.count,
       minorGc: gcAfter.minor.count - gcBefore.minor.count,
       gcMs: gcAfter.major.ms + gcAfter.minor.ms + gcAfter.other.ms - gcBefore.major.ms - gcBefore.minor.ms - gcBefore.other.ms,
@@ -660,7 +684,7 @@ try {
     expect: await smallLoad(barePipe, '/small-expect-', true, SMALL_COUNT)
   }
   log(`[small] bare pipe: no Expect ${f0(bareSmall.plain.perSecond)}/s, Expect ${f0(bareSmall.expect.perSecond)}/s`)
-  for (const server of [barePipe, bareSha, bareDiscard]) await stop(server)
+  for (const server of [barePipe, bareSha, bareShaLarge, bareDiscard]) await stop(server)
   const freeAtEnd = freeBytes()
 
   // ------------------------------------------------------------ report
@@ -694,7 +718,8 @@ try {
   lines.push(`- Service: \`node ${SHIPPED_NODE_ARGS.join(' ')} dist/server.js\` (as \`npm start\` runs it), NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL} (to a file), MAX_UPLOAD_BYTES=${MAX_UPLOAD_BYTES} (2 GiB: ` +
     'a multipart form carrying a 1 GiB file is a little over 1 GiB), one principal (AUTH_TOKENS). A fresh process for the 1 GiB runs, for each RSS scenario and for the small uploads.')
   lines.push('- Bare = `bench/bare-server.ts`: node:http, `stream.pipeline(req, fs.createWriteStream(path))`, default buffers, no fsync (its 201 means "in the page cache"); ' +
-    '"bare sha256" adds a SHA-256 Transform to the pipeline; "loopback" = the same server discarding the body.')
+    '"bare sha256" adds a SHA-256 Transform to the pipeline, "large buffers" sets every stream buffer of that to 4 MiB; "loopback" = the same server discarding the body. ' +
+    'curl\'s CPU comes from the shell\'s `times`.')
   lines.push(`- 1 GiB uploads: curl -T (PUT) or -F (multipart POST) of a 1 GiB file ${Number.isFinite(cached) ? `(${pct(cached / BIG)} in the page cache, per fincore)` : ''}; ` +
     `MB/s = 10^6 bytes per second of curl's total time (connection to the final answer: the service's includes its fsyncs and renames). ${ROUNDS} rounds, each kind once per round, ` +
     'the first kind rotating; the median is shown, then all runs. After each upload the stored file is verified (status, size, SHA-256), deleted, and the disk synced (`sync -f`) so that no writeback spills into the next run. ' +
@@ -711,6 +736,26 @@ try {
   row('1', 'PUT 1 GiB (curl -T): service (SHA-256, fsync, rename) vs bare pipe', bigCell('service PUT'), `bare pipe: ${bigCell('bare pipe PUT')}`,
     `service/bare **${f2(putRatio)}**`, '≥ 1.2', verdict(putRatio >= 1.2))
   row('1', 'reference: bare pipe with SHA-256 in the pipeline', bigCell('bare sha256 PUT'), '', `bare sha256/bare ${f2(med('bare sha256 PUT') / med('bare pipe PUT'))}; service/bare sha256 ${f2(med('service PUT') / med('bare sha256 PUT'))}`, '', '')
+  const large = 'bare sha256 large-buffers PUT'
+  row('1', 'reference: the same with every stream buffer at 4 MiB ("a Node server that only enlarged its stream buffers", with SHA-256)', bigCell(large), '',
+    `large buffers/bare **${f2(med(large) / med('bare pipe PUT'))}**; /bare sha256 ${f2(med(large) / med('bare sha256 PUT'))}; service/large buffers ${f2(med('service PUT') / med(large))}`, '', '')
+  // What any server that hashes what it stores must spend per GiB, from the
+  // parts measured alone, and the rate that leaves on this machine's cores.
+  const gib = BIG / 1e6
+  const parts = {
+    client: median(okRuns('service PUT').map((r) => r.clientCpu)),
+    receive: cpuPerGib('loopback (discard)'),
+    write: gib / median(ddRates.cache),
+    hash: gib / sha
+  }
+  const serverParts = parts.receive + parts.write + parts.hash
+  const cores = availableParallelism()
+  const budgetRate = canPin
+    ? Math.min(gib / serverParts, gib / parts.client)
+    : gib * cores / (serverParts + parts.client)
+  row('2', `estimate: CPU a hashing server cannot avoid, per GiB (${canPin ? 'server parts on one core, curl on the other' : `all parts shared by ${cores} cores`})`,
+    `curl ${f2(parts.client)} s + receiving ${f2(parts.receive)} s (the loopback server) + page-cache write ${f2(parts.write)} s (dd) + SHA-256 ${f2(parts.hash)} s = ${f2(serverParts + parts.client)} s`,
+    '', `at most **${f0(budgetRate)} MB/s** if nothing else cost anything: service/bare at most **${f2(budgetRate / med('bare pipe PUT'))}**; the service reaches ${pct(med('service PUT') / budgetRate)} of it`, '', '')
   row('2', 'ceiling: loopback HTTP (curl -T to the bare server discarding the body)', bigCell('loopback (discard)'), '', `service PUT at ${pct(med('service PUT') / loopback)}`, '', '')
   row('2', 'ceiling: disk (`dd if=/dev/zero bs=4M count=256 conv=fsync`, core 0)', `**${f0(disk)} MB/s** (runs ${ddRates.fsync.map(f0).join(', ')})`, '', `service PUT at ${pct(med('service PUT') / disk)}`, '', '')
   row('2', 'reference: page cache (the same dd without conv=fsync)', `**${f0(median(ddRates.cache))} MB/s** (runs ${ddRates.cache.map(f0).join(', ')})`, '', 'what the bare server writes into', '', '')
