@@ -1,5 +1,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyCorsOptions } from '@fastify/cors'
+import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
 import type { Config } from './config.js'
 import auth from './plugins/auth.js'
@@ -29,8 +31,12 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     requestTimeout: 0
   })
 
-  // Order matters: the expectation validator's checks (417, 413, 415) run
-  // first, then authentication (401, 403), all before the body is sent.
+  // Order matters. CORS first: its hook puts the CORS headers on every
+  // answer, the early refusals included (a browser shows a refusal without
+  // them as a network error), and answers preflights, which carry no token.
+  // Then the expectation validator's checks (417, 413, 415), then
+  // authentication (401, 403), all before the body is sent.
+  if (config.corsOrigins !== null) await app.register(cors, corsOptions(config.corsOrigins))
   await app.register(upfront, { maxBytes: config.maxUploadBytes })
   await app.register(auth, config.auth)
   await app.register(storagePlugin, { storage: storage ?? await DiskStorage.open(config.dataDir) })
@@ -63,4 +69,21 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   await app.register(filesRoutes, { maxUploadBytes: config.maxUploadBytes })
   await app.register(presignRoutes, { maxUploadBytes: config.maxUploadBytes })
   return app
+}
+
+/** @fastify/cors settings for the service's API. */
+function corsOptions (origins: '*' | string[]): FastifyCorsOptions {
+  return {
+    origin: origins,
+    methods: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'],
+    // Listed, not reflected: what a page may send, and nothing else.
+    allowedHeaders: ['Authorization', 'Content-Type', 'Content-Digest', 'Content-MD5', 'If-Match', 'If-None-Match', 'If-Modified-Since', 'If-Range', 'Range'],
+    exposedHeaders: ['ETag', 'Last-Modified', 'Location', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Repr-Digest', 'WWW-Authenticate'],
+    // Bearer tokens, not cookies: no credentialed requests.
+    credentials: false,
+    maxAge: 600,
+    // Any OPTIONS is answered as a preflight (204), rather than with a
+    // plain-text 400 when it lacks the preflight headers.
+    strictPreflight: false
+  }
 }

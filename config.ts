@@ -17,6 +17,12 @@ export interface Config {
   maxUploadBytes: number
   logLevel: LogLevel
   nodeEnv: string
+  /**
+   * Origins whose web pages may call the service (CORS): `'*'` for any, or
+   * a list of exact origins; null turns CORS off (browsers then refuse
+   * cross-origin calls).
+   */
+  corsOrigins: '*' | string[] | null
   /** Options of the upfront-auth plugin, as they are: `app.register(auth, config.auth)`. */
   auth: AuthOptions & { presign: { secret: string } }
   /** What was made up for this process because it was not configured; see `startupWarnings`. */
@@ -61,6 +67,7 @@ const schema = {
     AUTH_JWT_PUBLIC_KEY: { type: 'string', description: 'a PEM public key, or the path of a file that holds one' },
     AUTH_JWT_MAX_BYTES_CLAIM: { type: 'string', default: 'max_bytes', description: 'the name of a JWT claim' },
     PRESIGN_SECRET: { type: 'string', minLength: 32, description: 'a secret of at least 32 characters' },
+    CORS_ORIGINS: { type: 'string', description: '* or comma-separated origins such as "https://app.example.com,http://localhost:5173"' },
     LOG_LEVEL: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -83,6 +90,7 @@ interface Env {
   AUTH_JWT_PUBLIC_KEY?: string
   AUTH_JWT_MAX_BYTES_CLAIM: string
   PRESIGN_SECRET?: string
+  CORS_ORIGINS?: string
   LOG_LEVEL: LogLevel
   NODE_ENV: string
 }
@@ -118,6 +126,27 @@ function parseTokens (list: string, problems: string[]): Record<string, string> 
   }
   // fromEntries, unlike assignment, keeps a principal named "__proto__" as data.
   return Object.fromEntries(entries)
+}
+
+function parseOrigins (list: string, problems: string[]): '*' | string[] {
+  const entries = list.split(',').map((entry) => entry.trim())
+  if (entries.length === 1 && entries[0] === '*') return '*'
+  const origins: string[] = []
+  for (const entry of entries) {
+    let origin: string | null = null
+    try {
+      const url = new URL(entry)
+      if (url.protocol === 'http:' || url.protocol === 'https:') origin = url.origin
+    } catch {}
+    // A browser sends its origin serialized: scheme://host[:port], lower case, without a default port or a path.
+    if (origin !== entry) {
+      problems.push(`CORS_ORIGINS: ${JSON.stringify(entry)} is not an origin; write each as the browser sends it, ` +
+        `scheme://host[:port] with nothing after it${origin === null ? '' : ` (here ${JSON.stringify(origin)})`}, or give * alone for any origin`)
+    } else {
+      origins.push(origin)
+    }
+  }
+  return origins
 }
 
 function readPublicKey (setting: string, problems: string[]): string | undefined {
@@ -164,6 +193,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   const production = values.NODE_ENV === 'production'
   const tokens = values.AUTH_TOKENS === undefined ? {} : parseTokens(values.AUTH_TOKENS, problems)
   const publicKey = values.AUTH_JWT_PUBLIC_KEY === undefined ? undefined : readPublicKey(values.AUTH_JWT_PUBLIC_KEY, problems)
+  const corsOrigins = values.CORS_ORIGINS === undefined ? null : parseOrigins(values.CORS_ORIGINS, problems)
   const jwtSecret = values.AUTH_JWT_SECRET
   if (jwtSecret !== undefined && jwtSecret === values.PRESIGN_SECRET) {
     problems.push('PRESIGN_SECRET: must differ from AUTH_JWT_SECRET, so that neither kind of signature can stand for the other')
@@ -198,6 +228,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: values.MAX_UPLOAD_BYTES,
     logLevel: values.LOG_LEVEL,
     nodeEnv: values.NODE_ENV,
+    corsOrigins,
     auth,
     generated: { devToken, presignSecret: values.PRESIGN_SECRET === undefined }
   }

@@ -38,6 +38,7 @@ t.test('defaults, outside production, with nothing configured', async (t) => {
     maxUploadBytes: 1073741824,
     logLevel: 'info',
     nodeEnv: 'development',
+    corsOrigins: null,
     auth: { tokens: { dev: token }, presign: { secret: config.auth.presign.secret } },
     generated: { devToken: { principal: 'dev', token }, presignSecret: true }
   } satisfies Config)
@@ -71,6 +72,7 @@ t.test('every setting', async (t) => {
     AUTH_JWT_PUBLIC_KEY: publicPem,
     AUTH_JWT_MAX_BYTES_CLAIM: 'upload_limit',
     PRESIGN_SECRET: presignSecret,
+    CORS_ORIGINS: 'https://app.example.com, http://localhost:5173',
     LOG_LEVEL: 'debug',
     NODE_ENV: 'production',
     UNRELATED: 'ignored'
@@ -82,6 +84,7 @@ t.test('every setting', async (t) => {
     maxUploadBytes: 1048576,
     logLevel: 'debug',
     nodeEnv: 'production',
+    corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     auth: {
       tokens: { alice: aliceToken, bob: bobToken },
       jwt: { secret: jwtSecret, publicKey: publicPem, maxBytesClaim: 'upload_limit' },
@@ -121,6 +124,26 @@ t.test('every bad value is listed at once', async (t) => {
     'AUTH_JWT_SECRET: expected an HS256 shared secret of at least 32 characters',
     'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'
   ].join('\n'))
+})
+
+t.test('CORS_ORIGINS', async (t) => {
+  t.equal(loadConfig({ CORS_ORIGINS: ' * ' }).corsOrigins, '*', '* alone: any origin')
+  t.same(loadConfig({ CORS_ORIGINS: 'https://a.example:8443,http://[::1]:3000' }).corsOrigins, ['https://a.example:8443', 'http://[::1]:3000'])
+  const expected = (entry: string, origin?: string): string => `Invalid configuration:\nCORS_ORIGINS: ${JSON.stringify(entry)} is not an origin; ` +
+    `write each as the browser sends it, scheme://host[:port] with nothing after it${origin === undefined ? '' : ` (here ${JSON.stringify(origin)})`}, or give * alone for any origin`
+  for (const [bad, origin] of [
+    ['https://app.example.com/', 'https://app.example.com'],
+    ['https://App.example.com', 'https://app.example.com'],
+    ['https://app.example.com:443', 'https://app.example.com'],
+    ['https://app.example.com/upload', 'https://app.example.com'],
+    ['app.example.com', undefined],
+    ['ftp://files.example.com', undefined],
+    ['', undefined]
+  ] as const) {
+    const list = `https://ok.example,${bad}`
+    t.equal(problemOf(t, () => loadConfig({ CORS_ORIGINS: list })), expected(bad, origin), list)
+  }
+  t.equal(problemOf(t, () => loadConfig({ CORS_ORIGINS: '*,https://ok.example' })), expected('*'), '* only alone')
 })
 
 t.test('AUTH_TOKENS', async (t) => {
