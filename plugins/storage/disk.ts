@@ -19,6 +19,7 @@ import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { finished } from 'node:stream'
 import type { Readable } from 'node:stream'
+import { NameIndex } from './names.js'
 import { InsufficientStorageError, PreconditionFailedError, UploadTooLargeError } from './errors.js'
 import type {
   BeginOptions,
@@ -67,6 +68,11 @@ interface FileLocation {
   record: string
 }
 
+/** Owners whose sorted file names stay in memory after a listing (the least recently listed go first). */
+const LISTED_OWNERS_KEPT = 1024
+/** Records read at once: few descriptors held. */
+const RECORDS_AT_ONCE = 32
+
 const outOfSpaceCodes = new Set<unknown>(['ENOSPC', 'EDQUOT'])
 
 export class DiskStorage implements Storage {
@@ -77,6 +83,8 @@ export class DiskStorage implements Storage {
   readonly #queues = new Map<string, Promise<void>>()
   /** Uploads neither committed nor aborted yet. */
   readonly #uploads = new Set<DiskUpload>()
+  /** The sorted names of the owners that listed their files lately, by owner directory. */
+  readonly #names = new NameIndex(LISTED_OWNERS_KEPT)
   #closed = false
 
   private constructor (dir: string, options: Required<DiskStorageOptions>) {
@@ -158,6 +166,7 @@ export class DiskStorage implements Storage {
       const current = await readRecord(location.record)
       if (current === null) return false
       await unlink(location.record)
+      this.#names.change(location.directory, name, false)
       await syncDirectory(location.directory)
       await unlink(join(location.directory, current.data))
       return true
@@ -166,14 +175,20 @@ export class DiskStorage implements Storage {
 
   async list (owner: string, { limit, cursor }: ListOptions): Promise<FileList> {
     const after = cursor === undefined ? null : Buffer.from(cursor, 'base64url').toString()
-    const records = await readRecords(join(this.#files, sha256Hex(owner)))
-    const names = records
-      .map((record) => record.meta)
-      .filter((meta) => after === null || meta.name > after)
-      .sort((a, b) => (a.name < b.name ? -1 : 1))
-    const files = names.slice(0, limit)
+    const directory = join(this.#files, sha256Hex(owner))
+    const names = await this.#names.of(directory, async () => (await readRecords(directory)).map((record) => record.meta.name))
+    const files: FileMeta[] = []
+    let from = after
+    // A name deleted since it was indexed has no record any more: skipped.
+    while (files.length < limit) {
+      const batch = names.after(from, Math.min(limit - files.length, RECORDS_AT_ONCE))
+      if (batch.length === 0) break
+      const records = await Promise.all(batch.map(async (name) => await readRecord(this.#locate(owner, name).record)))
+      for (const record of records) if (record !== null) files.push(record.meta)
+      from = batch.at(-1) as string
+    }
     const last = files.at(-1)
-    const more = names.length > files.length && last !== undefined
+    const more = last !== undefined && names.after(last.name, 1).length > 0
     return { files, nextCursor: more ? Buffer.from(last.name).toString('base64url') : null }
   }
 
@@ -210,6 +225,7 @@ export class DiskStorage implements Storage {
         // The data must be on disk under its name before a record names it.
         await syncDirectory(location.directory)
         await rename(tempRecord, location.record)
+        this.#names.change(location.directory, record.meta.name, true)
         await syncDirectory(location.directory)
         if (current !== null) await unlink(join(location.directory, current.data))
       })
@@ -513,8 +529,8 @@ async function readRecords (directory: string): Promise<FileRecord[]> {
   const paths = entries.filter((entry) => entry.endsWith('.json')).map((entry) => join(directory, entry))
   const records: FileRecord[] = []
   // A few at a time, to hold few descriptors; a record deleted meanwhile is skipped.
-  for (let i = 0; i < paths.length; i += 32) {
-    const read = await Promise.all(paths.slice(i, i + 32).map(readRecord))
+  for (let i = 0; i < paths.length; i += RECORDS_AT_ONCE) {
+    const read = await Promise.all(paths.slice(i, i + RECORDS_AT_ONCE).map(readRecord))
     records.push(...read.filter((record): record is FileRecord => record !== null))
   }
   return records

@@ -401,6 +401,29 @@ t.test('list pages through an owner\'s files in name order', async (t) => {
   t.same(await storage.list('nobody', { limit: 10 }), { files: [], nextCursor: null })
 })
 
+t.test('a listing follows commits and deletes, and skips records gone from under it', async (t) => {
+  const { storage, dir } = await openStorage(t)
+  const names = Array.from({ length: 70 }, (_, i) => `f-${String(i).padStart(3, '0')}`)
+  for (const name of names) await store(storage, 'alice', name, Buffer.from(name))
+  const first = await storage.list('alice', { limit: 40 })
+  t.same(first.files.map((file) => file.name), names.slice(0, 40), 'a page of more records than are read at once')
+
+  await store(storage, 'alice', 'f-045a', Buffer.from('new'))
+  await store(storage, 'alice', 'f-050', Buffer.from('replaced'))
+  t.equal(await storage.delete('alice', 'f-041'), true)
+  // Removed behind the storage's back (as by hand): its name is still indexed.
+  const owner = (await readdir(join(dir, 'files')))[0] ?? ''
+  await unlink(join(dir, 'files', owner, `${createHash('sha256').update('f-042').digest('hex')}.json`))
+  const rest = await storage.list('alice', { limit: 100, cursor: first.nextCursor ?? undefined })
+  const expected = [...names.slice(40, 46), 'f-045a', ...names.slice(46)].filter((name) => name !== 'f-041' && name !== 'f-042')
+  t.same(rest.files.map((file) => file.name), expected)
+  t.match(rest.files.find((file) => file.name === 'f-050'), { size: 'replaced'.length })
+  t.equal(rest.nextCursor, null)
+
+  const short = await storage.list('alice', { limit: 2, cursor: Buffer.from('f-039').toString('base64url') })
+  t.same(short.files.map((file) => file.name), ['f-040', 'f-043'], 'a page is filled past missing records')
+})
+
 t.test('an owner sees only its own files', async (t) => {
   const { storage } = await openStorage(t)
   await store(storage, 'alice', 'secret', Buffer.from('alice\'s'))
