@@ -1,5 +1,5 @@
 import Fastify from 'fastify'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { FastifyCorsOptions } from '@fastify/cors'
 import cors from '@fastify/cors'
 import multipart from '@fastify/multipart'
@@ -23,27 +23,31 @@ export interface AppOptions {
 
 /** Builds the upload service: plugins first, then routes. */
 export async function buildApp ({ config, storage, logger }: AppOptions): Promise<FastifyInstance> {
+  const origins = config.corsOrigins
   const app = Fastify({
     logger: logger ?? { level: config.logLevel },
     // A connection that sends nothing for this long is closed: it frees the
     // sockets of stalled uploads without capping how long a large one takes.
     connectionTimeout: 120_000,
-    requestTimeout: 0
+    requestTimeout: 0,
+    // A URL that cannot be decoded (FST_ERR_BAD_URL, the only framework
+    // error without async constraints) is answered before any hook runs.
+    frameworkErrors (_error, request, frameworkReply) {
+      const reply = frameworkReply as FastifyReply
+      if (origins !== null) addCorsHeaders(origins, request, reply)
+      // Its body, if any, is not read: the connection goes with the answer.
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close')
+      void reply.code(400).send({
+        statusCode: 400,
+        code: 'UPFRONT_BAD_URL',
+        error: 'Bad Request',
+        message: `The URL ${JSON.stringify(request.url.replace(/\?.*$/s, ''))} holds a malformed percent-encoding; encode each path segment with encodeURIComponent`
+      })
+    }
   })
 
-  // Order matters. CORS first: its hook puts the CORS headers on every
-  // answer, the early refusals included (a browser shows a refusal without
-  // them as a network error), and answers preflights, which carry no token.
-  // Then the expectation validator's checks (417, 413, 415), then
-  // authentication (401, 403), all before the body is sent.
-  if (config.corsOrigins !== null) await app.register(cors, corsOptions(config.corsOrigins))
-  await app.register(upfront, { maxBytes: config.maxUploadBytes })
-  await app.register(auth, config.auth)
-  await app.register(storagePlugin, { storage: storage ?? await DiskStorage.open(config.dataDir) })
-  await app.register(multipart, {
-    limits: { fileSize: config.maxUploadBytes, files: 100, fields: 100, fieldSize: 64 * 1024, parts: 200 }
-  })
-
+  // Set before any plugin adds a route: a route keeps the handlers it was
+  // added under (the CORS preflight route among them).
   app.setNotFoundHandler(async (request, reply) => {
     return await reply.code(404).send({
       statusCode: 404,
@@ -53,6 +57,7 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     })
   })
   app.setErrorHandler(async (error: Error & { statusCode?: number, code?: string }, request, reply) => {
+    if (origins !== null) addCorsHeaders(origins, request, reply)
     const statusCode = error.statusCode ?? 500
     if (statusCode < 500 || error.code?.startsWith('UPFRONT_') === true) return await reply.send(error)
     // An unexpected failure: logged in full, answered without internals.
@@ -65,11 +70,28 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     })
   })
 
+  // Order matters. The expectation validator's checks (417, 413, 415) come
+  // first, then CORS, which answers preflights (they carry no token), then
+  // authentication (401, 403): all before the body is sent. The CORS hook
+  // puts its headers on every answer but the validator's refusals, which
+  // get them from the error handler below: a browser shows an answer
+  // without them as a network error.
+  await app.register(upfront, { maxBytes: config.maxUploadBytes })
+  if (origins !== null) await app.register(cors, corsOptions(origins))
+  await app.register(auth, config.auth)
+  await app.register(storagePlugin, { storage: storage ?? await DiskStorage.open(config.dataDir) })
+  await app.register(multipart, {
+    limits: { fileSize: config.maxUploadBytes, files: 100, fields: 100, fieldSize: 64 * 1024, parts: 200 }
+  })
+
   await app.register(healthRoutes)
   await app.register(filesRoutes, { maxUploadBytes: config.maxUploadBytes })
   await app.register(presignRoutes, { maxUploadBytes: config.maxUploadBytes })
   return app
 }
+
+/** Response headers a page may read. */
+const EXPOSED_HEADERS = ['ETag', 'Last-Modified', 'Location', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Repr-Digest', 'WWW-Authenticate']
 
 /** @fastify/cors settings for the service's API. */
 function corsOptions (origins: '*' | string[]): FastifyCorsOptions {
@@ -78,7 +100,7 @@ function corsOptions (origins: '*' | string[]): FastifyCorsOptions {
     methods: ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'],
     // Listed, not reflected: what a page may send, and nothing else.
     allowedHeaders: ['Authorization', 'Content-Type', 'Content-Digest', 'Content-MD5', 'If-Match', 'If-None-Match', 'If-Modified-Since', 'If-Range', 'Range'],
-    exposedHeaders: ['ETag', 'Last-Modified', 'Location', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Repr-Digest', 'WWW-Authenticate'],
+    exposedHeaders: EXPOSED_HEADERS,
     // Bearer tokens, not cookies: no credentialed requests.
     credentials: false,
     maxAge: 600,
@@ -86,4 +108,21 @@ function corsOptions (origins: '*' | string[]): FastifyCorsOptions {
     // plain-text 400 when it lacks the preflight headers.
     strictPreflight: false
   }
+}
+
+/**
+ * The headers that @fastify/cors puts on an answer, for the answers given
+ * before its hook ran: the expectation validator's refusals, and a URL
+ * that cannot be decoded. (Its hook always sets the expose list.)
+ */
+function addCorsHeaders (origins: '*' | string[], request: FastifyRequest, reply: FastifyReply): void {
+  if (reply.hasHeader('access-control-expose-headers')) return
+  const origin = request.headers.origin
+  if (origins === '*') {
+    reply.header('access-control-allow-origin', '*')
+  } else {
+    reply.header('vary', 'Origin')
+    if (origin !== undefined && origins.includes(origin)) reply.header('access-control-allow-origin', origin)
+  }
+  reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '))
 }

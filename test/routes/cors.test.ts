@@ -108,6 +108,64 @@ t.test('answers and refusals carry the CORS headers, and refusals still come bef
   allowedFor(t, streamed, '413 while streaming')
 })
 
+t.test('an OPTIONS with a body is held to the validator\'s rules like any request', async (t) => {
+  const { port } = await startService(t, { CORS_ORIGINS: APP })
+  const preflightHead = ['OPTIONS /files/a.bin HTTP/1.1', 'Host: x', ORIGIN, 'Access-Control-Request-Method: PUT']
+  const declared = await exchange(port, {
+    head: [...preflightHead, 'Content-Length: 50000000'].join('\r\n'),
+    body: Buffer.alloc(50_000_000),
+    send: 'now'
+  })
+  t.equal(declared.status, 204)
+  allowedFor(t, declared, 'a preflight with a declared body')
+  t.equal(declared.headers.connection, 'close', 'a body too large to drain: the connection closes')
+  t.equal(declared.closedByServer, true)
+  const chunked = await exchange(port, {
+    head: [...preflightHead, 'Transfer-Encoding: chunked'].join('\r\n'),
+    body: Buffer.alloc(1_000_000),
+    chunked: true,
+    send: 'now'
+  })
+  t.equal(chunked.status, 204)
+  t.equal(chunked.closedByServer, true, 'a body of unknown length: the connection closes')
+  const expecting = await exchange(port, { head: [...preflightHead, 'Expect: something-else'].join('\r\n') })
+  t.equal(expecting.status, 417, 'an unsupported expectation, before CORS answers')
+  allowedFor(t, expecting, '417 to an OPTIONS')
+})
+
+t.test('a URL that cannot be decoded gets a 400 a page can read', async (t) => {
+  const { port } = await startService(t, { CORS_ORIGINS: APP })
+  const bad = await exchange(port, { head: ['GET /files/a%E0b?x=1 HTTP/1.1', 'Host: x', ORIGIN, bearer('alice')].join('\r\n') })
+  t.equal(bad.status, 400)
+  allowedFor(t, bad, 'bad URL')
+  t.same(json(bad), {
+    statusCode: 400,
+    code: 'UPFRONT_BAD_URL',
+    error: 'Bad Request',
+    message: 'The URL "/files/a%E0b" holds a malformed percent-encoding; encode each path segment with encodeURIComponent'
+  })
+  t.equal(bad.closedByServer, false, 'no body: the connection stays')
+  const withBody = await exchange(port, {
+    head: ['PUT /files/a%ZZ HTTP/1.1', 'Host: x', ORIGIN, bearer('alice'), 'Content-Length: 5000000'].join('\r\n'),
+    body: Buffer.alloc(5_000_000),
+    send: 'now'
+  })
+  t.equal(withBody.status, 400)
+  t.equal(withBody.headers.connection, 'close', 'its body is not read')
+  t.equal(withBody.closedByServer, true)
+
+  const plain = await startService(t)
+  const noCors = await exchange(plain.port, {
+    head: ['PUT /files/%E0 HTTP/1.1', 'Host: x', bearer('alice'), 'Transfer-Encoding: chunked'].join('\r\n'),
+    body: Buffer.alloc(10),
+    chunked: true,
+    send: 'now'
+  })
+  t.equal(noCors.status, 400)
+  t.match(json(noCors), { code: 'UPFRONT_BAD_URL' })
+  t.notOk('access-control-allow-origin' in noCors.headers)
+})
+
 t.test('a presigned URL works from a page', async (t) => {
   const { port } = await startService(t, { CORS_ORIGINS: APP })
   const path = signUpload({ owner: 'alice', name: 'from-page.png', maxBytes: 100, contentType: 'image/png', expiresAt: Math.floor(Date.now() / 1000) + 60 }, PRESIGN_SECRET)
@@ -133,11 +191,29 @@ t.test('a presigned URL works from a page', async (t) => {
 })
 
 t.test('CORS_ORIGINS=* allows any page, with a fixed header', async (t) => {
-  const { port } = await startService(t, { CORS_ORIGINS: '*' })
+  const { port } = await startService(t, { CORS_ORIGINS: '*', MAX_UPLOAD_BYTES: '100' })
   const answer = await exchange(port, { head: ['GET /files HTTP/1.1', 'Host: x', 'Origin: https://anywhere.example', bearer('bob')].join('\r\n') })
   t.equal(answer.status, 200)
   t.equal(answer.headers['access-control-allow-origin'], '*')
   t.notOk('vary' in answer.headers, 'the same answer for every origin')
+  const refused = await exchange(port, {
+    head: ['PUT /files/a HTTP/1.1', 'Host: x', 'Origin: https://anywhere.example', bearer('bob'), 'Content-Length: 101', 'Expect: 100-continue'].join('\r\n')
+  })
+  t.equal(refused.status, 413)
+  t.equal(refused.headers['access-control-allow-origin'], '*', 'on the validator\'s refusals too')
+  t.notOk('vary' in refused.headers)
+})
+
+t.test('a refusal to a page on an origin not listed, or to no page, is not readable cross-origin', async (t) => {
+  const { port } = await startService(t, { CORS_ORIGINS: APP, MAX_UPLOAD_BYTES: '100' })
+  for (const origin of ['Origin: https://evil.example', null]) {
+    const refused = await exchange(port, {
+      head: ['PUT /files/a HTTP/1.1', 'Host: x', ...(origin === null ? [] : [origin]), bearer('bob'), 'Content-Length: 101', 'Expect: 100-continue'].join('\r\n')
+    })
+    t.equal(refused.status, 413)
+    t.notOk('access-control-allow-origin' in refused.headers, String(origin))
+    t.equal(refused.headers.vary, 'Origin', 'the answer depends on the origin')
+  }
 })
 
 t.test('without CORS_ORIGINS no page on another origin may call the service', async (t) => {
