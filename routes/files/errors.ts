@@ -54,6 +54,12 @@ export const NoFilesError = createError<'UPFRONT_NO_FILES', 400, []>(
   400
 )
 
+export const InvalidFormError = createError<'UPFRONT_INVALID_FORM', 400, [string]>(
+  'UPFRONT_INVALID_FORM',
+  'The multipart form cannot be read (%s); send multipart/form-data with a boundary parameter, each part delimited by it and the closing delimiter at the end',
+  400
+)
+
 export const InvalidQueryError = createError<'UPFRONT_INVALID_QUERY', 400, [string]>(
   'UPFRONT_INVALID_QUERY',
   'Invalid query: %s',

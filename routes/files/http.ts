@@ -97,3 +97,20 @@ export function attachment (name: string): string {
   const encoded = encodeURIComponent(base).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`
 }
+
+const PARAMETER = /;[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*=[ \t]*([!#$%&'*+.^_`|~0-9A-Za-z-]+|"(?:[^"\\]|\\.)*")/g
+/** RFC 2046 §5.1.1: 1 to 70 of these characters, not ending in a space. */
+const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/
+
+/** The `boundary` parameter of a multipart Content-Type (RFC 9110 §5.6.6 parameters), or null when it has no valid one. */
+export function formBoundary (contentType: string | undefined): string | null {
+  for (const match of (contentType ?? '').matchAll(PARAMETER)) {
+    // Both groups always match.
+    const name = match[1] as string
+    const raw = match[2] as string
+    if (name.toLowerCase() !== 'boundary') continue
+    const value = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, '$1') : raw
+    return BOUNDARY.test(value) ? value : null
+  }
+  return null
+}

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import type { Multipart } from '@fastify/multipart'
 import type { ByteRange, CommitConditions, FileMeta, PendingUpload } from '../../plugins/storage/types.js'
 import {
   EtagMismatchError,
   FileBusyError,
   FileExistsError,
   FileNotFoundError,
+  InvalidFormError,
   InvalidHeaderError,
   InvalidNameError,
   InvalidQueryError,
@@ -13,7 +15,7 @@ import {
   NotEnoughSpaceError,
   RangeNotSatisfiableError
 } from './errors.js'
-import { attachment, digestField, entityTags, expectedDigests, parseRange, strongMatch, weakMatch } from './http.js'
+import { attachment, digestField, entityTags, expectedDigests, formBoundary, parseRange, strongMatch, weakMatch } from './http.js'
 import { filePath, nameProblem } from './names.js'
 
 export interface FilesRoutesOptions {
@@ -156,15 +158,32 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
     await checkFreeSpace(request)
     const uploads: PendingUpload[] = []
     const names = new Set<string>()
+    // Checked before the body moves; busboy would only find out once it arrives.
+    if (formBoundary(request.headers['content-type']) === null) {
+      throw new InvalidFormError('its Content-Type has no valid boundary parameter, such as multipart/form-data; boundary=----a1b2c3')
+    }
+    /** The error of the form's parser, as opposed to one of the storage's. */
+    let formFailure: unknown = null
+    const parts = request.parts({ limits: { fileSize: limit, files: maxFilesPerForm } })[Symbol.asyncIterator]()
+    const nextPart = async (): Promise<IteratorResult<Multipart>> => {
+      try {
+        return await parts.next()
+      } catch (error) {
+        formFailure = error
+        throw error
+      }
+    }
     try {
       // All or nothing: every part is written and checked before any is committed.
-      for await (const part of request.parts({ limits: { fileSize: limit, files: maxFilesPerForm } })) {
+      for (let next = await nextPart(); next.done !== true; next = await nextPart()) {
+        const part = next.value
         if (part.type !== 'file') continue
         const name = checkedName(part.filename)
         if (names.has(name)) throw new InvalidNameError(`the form holds two files named ${JSON.stringify(name)}`)
         names.add(name)
         const upload = await storage.begin(owner, name, { contentType: part.mimetype, maxBytes: limit })
         uploads.push(upload)
+        part.file.once('error', (error) => { formFailure = error })
         await upload.write(part.file)
       }
       if (uploads.length === 0) throw new NoFilesError()
@@ -173,6 +192,11 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       return await reply.code(201).send({ files })
     } catch (error) {
       await abortAll(uploads)
+      // A malformed or truncated form: the parser's own errors carry no
+      // status (its limits do, and keep theirs).
+      if (error === formFailure && (error as { statusCode?: unknown }).statusCode === undefined) {
+        throw new InvalidFormError((error as Error).message)
+      }
       throw error
     }
   })

@@ -126,6 +126,35 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
   }
   t.equal(files().length, stored)
 
+  // A form that cannot be parsed is the client's mistake: 400, nothing kept.
+  const noBoundary = await exchange(port, {
+    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data', 'Content-Length: 5000', 'Expect: 100-continue'].join('\r\n'),
+    body: Buffer.alloc(5000)
+  })
+  t.equal(noBoundary.status, 400, 'no boundary parameter')
+  t.same(noBoundary.informational, [])
+  t.equal(noBoundary.bodyBytesWritten, 0, 'refused before the body')
+  t.match(json(noBoundary), {
+    code: 'UPFRONT_INVALID_FORM',
+    message: 'The multipart form cannot be read (its Content-Type has no valid boundary parameter, such as multipart/form-data; boundary=----a1b2c3); ' +
+      'send multipart/form-data with a boundary parameter, each part delimited by it and the closing delimiter at the end'
+  })
+  const whole = form([{ name: 'file', filename: 'cut.bin', data: Buffer.alloc(200_000, 3) }])
+  for (const [what, body] of [
+    ['cut inside a file part', whole.subarray(0, 100_000)],
+    ['cut before the closing delimiter', whole.subarray(0, whole.length - 20)],
+    ['no delimiter at all', Buffer.from('this is not a form')]
+  ] as const) {
+    const broken = await exchange(port, {
+      head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${body.length}`].join('\r\n'),
+      body,
+      send: 'now'
+    })
+    t.equal(broken.status, 400, what)
+    t.match(json(broken), { code: 'UPFRONT_INVALID_FORM', message: /unexpected end of multipart data/i }, what)
+  }
+  t.equal(files().length, stored, 'nothing kept from the broken forms, no temporary file either')
+
   // A client's path in a file name is cut to its last segment (busboy's default): never a traversal.
   const pathy = form([{ name: 'file', filename: '../../etc/passwd', data: Buffer.from('x') }])
   const cut = await exchange(port, {
