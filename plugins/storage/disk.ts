@@ -68,8 +68,11 @@ interface FileLocation {
   record: string
 }
 
-/** Owners whose sorted file names stay in memory after a listing (the least recently listed go first). */
-const LISTED_OWNERS_KEPT = 1024
+/**
+ * File names kept in memory after listings, about 70 bytes each: the owners
+ * listed least recently are dropped past this many.
+ */
+const LISTED_NAMES_KEPT = 250_000
 /** Records read at once: few descriptors held. */
 const RECORDS_AT_ONCE = 32
 
@@ -84,7 +87,7 @@ export class DiskStorage implements Storage {
   /** Uploads neither committed nor aborted yet. */
   readonly #uploads = new Set<DiskUpload>()
   /** The sorted names of the owners that listed their files lately, by owner directory. */
-  readonly #names = new NameIndex(LISTED_OWNERS_KEPT)
+  readonly #names = new NameIndex(LISTED_NAMES_KEPT)
   #closed = false
 
   private constructor (dir: string, options: Required<DiskStorageOptions>) {

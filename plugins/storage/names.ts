@@ -57,6 +57,11 @@ export class OwnerNames {
     else if (this.#loaded !== null) this.#apply(change)
   }
 
+  /** Names held. */
+  get size (): number {
+    return this.#sorted.length
+  }
+
   /** Up to `count` names after `after` (from the first when null). */
   after (after: string | null, count: number): string[] {
     // The first name past `after` is the first one not before `after` + U+0000.
@@ -75,30 +80,41 @@ export class OwnerNames {
 /** The sorted names of the owners that listed their files lately. */
 export class NameIndex {
   readonly #owners = new Map<string, OwnerNames>()
-  readonly #maxOwners: number
+  readonly #maxNames: number
 
-  /** Keeps the names of at most `maxOwners` owners, dropping the least recently listed. */
-  constructor (maxOwners: number) {
-    this.#maxOwners = maxOwners
+  /**
+   * Keeps about `maxNames` names (an owner counts one more), dropping the
+   * owners listed least recently; the owner listed last is always kept,
+   * however many names it has.
+   */
+  constructor (maxNames: number) {
+    this.#maxNames = maxNames
   }
 
   /** The names of `owner`, loaded with `read` (every name it has, in any order) unless they are in memory. */
   async of (owner: string, read: () => Promise<string[]>): Promise<OwnerNames> {
-    let names = this.#owners.get(owner)
-    if (names === undefined) {
-      names = new OwnerNames()
-      if (this.#owners.size >= this.#maxOwners) this.#owners.delete(this.#owners.keys().next().value as string)
-    } else {
-      // Most recently listed last.
-      this.#owners.delete(owner)
-    }
+    const names = this.#owners.get(owner) ?? new OwnerNames()
+    // Most recently listed last.
+    this.#owners.delete(owner)
     this.#owners.set(owner, names)
     await names.load(read)
+    this.#trim(owner)
     return names
   }
 
   /** Tells the index that `owner` now has a file named `name` (`present`), or no longer has one. */
   change (owner: string, name: string, present: boolean): void {
     this.#owners.get(owner)?.change({ present, name })
+  }
+
+  #trim (keep: string): void {
+    let total = 0
+    for (const names of this.#owners.values()) total += names.size + 1
+    for (const [owner, names] of this.#owners) {
+      if (total <= this.#maxNames) break
+      if (owner === keep) continue
+      this.#owners.delete(owner)
+      total -= names.size + 1
+    }
   }
 }

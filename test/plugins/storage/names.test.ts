@@ -69,16 +69,29 @@ t.test('a failed load is tried again by the next listing', async (t) => {
   t.same(names.after(null, 10), ['fresh'], 'read again; nothing from before the failure')
 })
 
-t.test('only the owners listed most recently are kept', async (t) => {
-  const index = new NameIndex(2)
+t.test('past the most names it keeps, the owners listed least recently go', async (t) => {
+  // 10 weighs an owner with 2 names as 3.
+  const index = new NameIndex(10)
   const reads: string[] = []
-  const of = async (owner: string): Promise<void> => { await index.of(owner, async () => { reads.push(owner); return [owner] }) }
+  const of = async (owner: string, count = 2): Promise<void> => {
+    await index.of(owner, async () => { reads.push(owner); return Array.from({ length: count }, (_, i) => `${owner}${i}`) })
+  }
   await of('a')
   await of('b')
+  await of('c')
+  t.same(reads, ['a', 'b', 'c'], '9 kept')
+  await of('a')
+  await of('d')
+  t.same(reads, ['a', 'b', 'c', 'd'], 'b went, listed least recently')
   await of('a')
   await of('c')
-  t.same(reads, ['a', 'b', 'c'], 'a was listed again, so b went')
-  await of('a')
+  t.same(reads, ['a', 'b', 'c', 'd'], 'a and c still there')
   await of('b')
-  t.same(reads, ['a', 'b', 'c', 'b'])
+  t.same(reads, ['a', 'b', 'c', 'd', 'b'])
+
+  await of('huge', 50)
+  t.same((await index.of('huge', async () => { reads.push('again'); return [] })).size, 50, 'an owner over the limit alone is kept while it is the last listed')
+  await of('e')
+  await of('huge', 50)
+  t.equal(reads.at(-1), 'huge', 'and dropped by the next listing of another owner')
 })
