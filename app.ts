@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { FastifyCorsOptions } from '@fastify/cors'
@@ -30,6 +32,8 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     // sockets of stalled uploads without capping how long a large one takes.
     connectionTimeout: 120_000,
     requestTimeout: 0,
+    // A request Node's parser refuses (malformed, headers too large).
+    clientErrorHandler: answerClientError,
     // A URL that cannot be decoded (FST_ERR_BAD_URL, the only framework
     // error without async constraints) is answered before any hook runs.
     frameworkErrors (_error, request, frameworkReply) {
@@ -125,4 +129,32 @@ function addCorsHeaders (origins: '*' | string[], request: FastifyRequest, reply
     if (origin !== undefined && origins.includes(origin)) reply.header('access-control-allow-origin', origin)
   }
   reply.header('access-control-expose-headers', EXPOSED_HEADERS.join(', '))
+}
+
+/** What a client gets for a request that Node's HTTP parser refused, before Fastify saw it. */
+export function clientErrorAnswer (error: NodeJS.ErrnoException): { statusCode: number, code: string, message: string } {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { statusCode: 408, code: 'UPFRONT_REQUEST_TIMEOUT', message: 'The request\'s header section did not arrive in time; send it at once' }
+    case 'HPE_HEADER_OVERFLOW':
+      return { statusCode: 431, code: 'UPFRONT_HEADERS_TOO_LARGE', message: 'The request\'s header section is over the server\'s limit (16 KiB); send fewer or shorter headers' }
+    default:
+      return { statusCode: 400, code: 'UPFRONT_BAD_REQUEST', message: `The request is not valid HTTP/1.1 (${error.code ?? error.message}); check what the client sends` }
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler`: the answer in the service's error shape
+ * (Fastify's own has no code), then the connection closes, as Node's does.
+ */
+export function answerClientError (error: NodeJS.ErrnoException, socket: Socket): void {
+  // A reset: nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const { statusCode, code, message } = clientErrorAnswer(error)
+  const status = STATUS_CODES[statusCode] as string
+  const body = JSON.stringify({ statusCode, code, error: status, message })
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${statusCode} ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(error)
 }
