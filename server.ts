@@ -2,6 +2,13 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { InvalidConfigError, loadConfig, startupWarnings } from './config.js'
 import type { Config } from './config.js'
+import { DiskStorage } from './plugins/storage/disk.js'
+
+/** Ends the start with a message for the operator, naming the setting to change. */
+function refuseToStart (message: string): never {
+  process.stderr.write(`${message}\n`)
+  process.exit(1)
+}
 
 let config: Config
 try {
@@ -10,13 +17,27 @@ try {
   // loadConfig reports every bad value as InvalidConfigError; anything else is a bug.
   /* c8 ignore next */
   if (!(error instanceof InvalidConfigError)) throw error
-  process.stderr.write(`${error.message}\n`)
-  process.exit(1)
+  refuseToStart(error.message)
 }
 
-const app = await buildApp({ config })
-// Among them, once, the development token when no authentication is configured.
-for (const warning of startupWarnings(config)) app.log.warn(warning)
+let storage: DiskStorage
+try {
+  storage = await DiskStorage.open(config.dataDir)
+} catch (error) {
+  // A system error: it has a code.
+  const { code } = error as NodeJS.ErrnoException
+  refuseToStart(`DATA_DIR: cannot use ${JSON.stringify(config.dataDir)} as the storage directory (${String(code)}); ` +
+    'point it at a directory this user can create and write')
+}
+
+const app = await buildApp({ config, storage })
+// Among them, once, the development token when no authentication is
+// configured: on stderr when the log level would hide a warning.
+const quiet = ['error', 'fatal', 'silent'].includes(config.logLevel)
+for (const warning of startupWarnings(config)) {
+  if (quiet) process.stderr.write(`${warning}\n`)
+  else app.log.warn(warning)
+}
 
 closeWithGrace({ delay: 10_000 }, async ({ err }) => {
   // Only after an uncaught exception or unhandled rejection.
@@ -25,4 +46,14 @@ closeWithGrace({ delay: 10_000 }, async ({ err }) => {
   await app.close()
 })
 
-await app.listen({ port: config.port, host: config.host })
+try {
+  await app.listen({ port: config.port, host: config.host })
+} catch (error) {
+  await app.close()
+  // A system error: it has a code.
+  const { code } = error as NodeJS.ErrnoException
+  const where = `${config.host}:${config.port}`
+  if (code === 'EADDRINUSE') refuseToStart(`PORT: ${where} is already in use; stop what listens there or choose another PORT`)
+  refuseToStart(`HOST, PORT: cannot listen on ${where} (${String(code)}); ` +
+    'set HOST to 127.0.0.1, 0.0.0.0 or an address of this machine, and PORT to a free port (above 1023 without privileges)')
+}

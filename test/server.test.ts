@@ -1,6 +1,10 @@
 // server.ts as a user runs it: configuration from the environment, the
 // one-time development token, a clean shutdown.
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -76,4 +80,34 @@ t.test('a bad value is named', async (t) => {
   const started = start({ NODE_ENV: 'development', DATA_DIR: scratch(t, {}), MAX_UPLOAD_BYTES: '1GB' })
   t.equal(await started.exited, 1)
   t.match(started.stderr(), /MAX_UPLOAD_BYTES/)
+})
+
+t.test('a setting the start cannot use is named, with what to do', async (t) => {
+  const dir = scratch(t, { 'a-file': 'not a directory' })
+  const notDir = start({ NODE_ENV: 'development', DATA_DIR: join(dir, 'a-file') })
+  t.equal(await notDir.exited, 1)
+  t.match(notDir.stderr(), /^DATA_DIR: cannot use ".*a-file" as the storage directory \(ENOTDIR\); point it at a directory this user can create and write\n$/)
+
+  const taken = createServer().listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => { taken.close() })
+  const port = String((taken.address() as AddressInfo).port)
+  const inUse = start({ NODE_ENV: 'development', DATA_DIR: dir, PORT: port })
+  t.equal(await inUse.exited, 1)
+  t.match(inUse.stderr(), `PORT: 127.0.0.1:${port} is already in use; stop what listens there or choose another PORT`)
+
+  const badHost = start({ NODE_ENV: 'development', DATA_DIR: dir, HOST: '192.0.2.1' })
+  t.equal(await badHost.exited, 1)
+  t.match(badHost.stderr(), /^HOST, PORT: cannot listen on 192\.0\.2\.1:0 \(EADDRNOTAVAIL\); set HOST to 127\.0\.0\.1, 0\.0\.0\.0 or an address of this machine/)
+})
+
+t.test('with a log level that hides warnings, the development token still reaches the operator', async (t) => {
+  const started = start({ NODE_ENV: 'development', DATA_DIR: scratch(t, {}), LOG_LEVEL: 'silent' })
+  t.teardown(() => { started.child.kill('SIGKILL') })
+  for (let i = 0; i < 100 && !started.stderr().includes('Bearer'); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  t.match(started.stderr(), /No authentication is configured .*principal "dev" has the token \S+ \(send "Authorization: Bearer /)
+  t.match(started.stderr(), /PRESIGN_SECRET is not set/)
+  t.equal(started.lines.length, 0, 'nothing logged')
+  started.child.kill('SIGTERM')
+  t.equal(await started.exited, 0)
 })
