@@ -63,6 +63,10 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   app.setErrorHandler(async (error: Error & { statusCode?: number, code?: string }, request, reply) => {
     if (origins !== null) addCorsHeaders(origins, request, reply)
     const statusCode = error.statusCode ?? 500
+    const explain = FRAMEWORK_MESSAGES[String(error.code)]
+    if (explain !== undefined) {
+      return await reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: explain(request) })
+    }
     if (statusCode < 500 || error.code?.startsWith('UPFRONT_') === true) return await reply.send(error)
     // An unexpected failure: logged in full, answered without internals.
     request.log.error({ err: error }, 'request failed')
@@ -92,6 +96,17 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   await app.register(filesRoutes, { maxUploadBytes: config.maxUploadBytes })
   await app.register(presignRoutes, { maxUploadBytes: config.maxUploadBytes })
   return app
+}
+
+/** Messages that say what to do, for Fastify's own errors whose message does not. */
+const FRAMEWORK_MESSAGES: Record<string, (request: FastifyRequest) => string> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (request) => {
+    const type = request.headers['content-type']
+    return `${type === undefined ? 'A body without a Content-Type' : `The Content-Type ${JSON.stringify(type)}`} cannot be read here; ` +
+      'send a valid media type (type/subtype), and application/json to POST /presign'
+  },
+  FST_ERR_CTP_INVALID_JSON_BODY: () => 'The body is not valid JSON; send a JSON object, such as {"name":"a.txt"} to POST /presign',
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => 'The body is empty; send a JSON object, such as {"name":"a.txt"} to POST /presign'
 }
 
 /** Response headers a page may read. */

@@ -63,7 +63,7 @@ const schema = {
       description: 'comma-separated principal:token pairs such as "alice:<token>,bob:<token>", ' +
         'each token at least 16 characters of A-Z a-z 0-9 - . _ ~ + / (RFC 6750 bearer token syntax)'
     },
-    AUTH_JWT_SECRET: { type: 'string', minLength: 32, description: 'an HS256 shared secret of at least 32 characters' },
+    AUTH_JWT_SECRET: { type: 'string', minLength: 32, description: 'an HMAC (HS256, HS384, HS512) shared secret of at least 32 characters' },
     AUTH_JWT_PUBLIC_KEY: { type: 'string', description: 'a PEM public key, or the path of a file that holds one' },
     AUTH_JWT_MAX_BYTES_CLAIM: { type: 'string', default: 'max_bytes', description: 'the name of a JWT claim' },
     PRESIGN_SECRET: { type: 'string', minLength: 32, description: 'a secret of at least 32 characters' },

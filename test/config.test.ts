@@ -121,7 +121,7 @@ t.test('every bad value is listed at once', async (t) => {
   t.equal(problemOf(t, () => loadConfig({ PORT: '-1', LOG_LEVEL: 'loud', AUTH_JWT_SECRET: 'short' })), [
     'Invalid configuration:',
     'PORT: expected a TCP port, a whole number from 0 to 65535, got "-1"',
-    'AUTH_JWT_SECRET: expected an HS256 shared secret of at least 32 characters',
+    'AUTH_JWT_SECRET: expected an HMAC (HS256, HS384, HS512) shared secret of at least 32 characters',
     'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'
   ].join('\n'))
 })

@@ -60,6 +60,12 @@ export const InvalidFormError = createError<'UPFRONT_INVALID_FORM', 400, [string
   400
 )
 
+export const FormTooLargeError = createError<'UPFRONT_FORM_TOO_LARGE', 413, [string]>(
+  'UPFRONT_FORM_TOO_LARGE',
+  'The form holds %s, and nothing from it was stored; send fewer per request',
+  413
+)
+
 export const InvalidQueryError = createError<'UPFRONT_INVALID_QUERY', 400, [string]>(
   'UPFRONT_INVALID_QUERY',
   'Invalid query: %s',

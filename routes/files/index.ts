@@ -1,11 +1,13 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import type { ByteRange, CommitConditions, FileMeta, PendingUpload } from '../../plugins/storage/types.js'
+import { UploadTooLargeError } from '../../plugins/storage/errors.js'
 import {
   EtagMismatchError,
   FileBusyError,
   FileExistsError,
   FileNotFoundError,
+  FormTooLargeError,
   InvalidFormError,
   InvalidHeaderError,
   InvalidNameError,
@@ -37,6 +39,8 @@ export interface FileInfo {
 
 const DEFAULT_LIST_LIMIT = 100
 const FORM_FRAMING_BYTES = 1024 * 1024
+/** Fields other than files that a form may hold (they are ignored). */
+const FORM_FIELDS = 100
 const MAX_LIST_LIMIT = 1000
 
 function fileInfo (meta: FileMeta): FileInfo {
@@ -164,7 +168,9 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
     }
     /** The error of the form's parser, as opposed to one of the storage's. */
     let formFailure: unknown = null
-    const parts = request.parts({ limits: { fileSize: limit, files: maxFilesPerForm } })[Symbol.asyncIterator]()
+    // The files and fields limits are what count: no separate one on parts.
+    const formLimits = { fileSize: limit, files: maxFilesPerForm, fields: FORM_FIELDS, parts: Infinity }
+    const parts = request.parts({ limits: formLimits })[Symbol.asyncIterator]()
     const nextPart = async (): Promise<IteratorResult<Multipart>> => {
       try {
         return await parts.next()
@@ -194,9 +200,7 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       await abortAll(uploads)
       // A malformed or truncated form: the parser's own errors carry no
       // status (its limits do, and keep theirs).
-      if (error === formFailure && (error as { statusCode?: unknown }).statusCode === undefined) {
-        throw new InvalidFormError((error as Error).message)
-      }
+      if (error === formFailure) throw formError(error as Error & { code?: string, statusCode?: number }, formLimits)
       throw error
     }
   })
@@ -275,9 +279,32 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new InvalidQueryError(`limit must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
     }
+    if (query.cursor !== undefined && !isCursor(query.cursor)) {
+      throw new InvalidQueryError('cursor must be the nextCursor of a previous page, as it was given')
+    }
     const page = await storage.list(ownerOf(request), query.cursor === undefined ? { limit } : { limit, cursor: query.cursor })
     return { files: page.files.map(fileInfo), nextCursor: page.nextCursor }
   })
+}
+
+/** The form parser's errors, with a code and a message that says what to do. */
+function formError (error: Error & { code?: string, statusCode?: number }, limits: { fileSize: number, files: number, fields: number }): Error {
+  switch (error.code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new UploadTooLargeError(limits.fileSize)
+    case 'FST_FILES_LIMIT':
+      return new FormTooLargeError(`more than ${limits.files} files`)
+    case 'FST_FIELDS_LIMIT':
+      return new FormTooLargeError(`more than ${limits.fields} fields besides its files`)
+  }
+  // A malformed or truncated form has no status of its own.
+  return error.statusCode === undefined ? new InvalidFormError(error.message) : error
+}
+
+/** A cursor as `list` makes them: the base64url of a valid name. */
+function isCursor (cursor: string): boolean {
+  const name = Buffer.from(cursor, 'base64url').toString()
+  return Buffer.from(name).toString('base64url') === cursor && nameProblem(name) === null
 }
 
 export default filesRoutes

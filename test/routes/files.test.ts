@@ -294,6 +294,36 @@ t.test('listing is paginated and in name order', async (t) => {
     t.equal(bad.status, 400, limit)
     t.match(json(bad), { code: 'UPFRONT_INVALID_QUERY' })
   }
+  // Base64url that decodes to no valid name, text that is not base64url at all, a cursor with bytes that are not UTF-8.
+  for (const cursor of ['zzzz', 'not*base64', Buffer.from('a/../b').toString('base64url'), Buffer.from([0xff, 0xfe]).toString('base64url')]) {
+    const bad = await get(port, `/files?cursor=${encodeURIComponent(cursor)}`)
+    t.equal(bad.status, 400, cursor)
+    t.match(json(bad), { code: 'UPFRONT_INVALID_QUERY', message: 'Invalid query: cursor must be the nextCursor of a previous page, as it was given' }, cursor)
+  }
+})
+
+t.test('Fastify\'s own refusals say what to do', async (t) => {
+  const { port } = await startService(t)
+  const cases: Array<[string, string[], string, number, string, string]> = [
+    ['POST', ['Content-Type: application/x-www-form-urlencoded'], 'name=a', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      'The Content-Type "application/x-www-form-urlencoded" cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign'],
+    ['POST', ['Content-Type: application/json'], '{bad', 400, 'FST_ERR_CTP_INVALID_JSON_BODY', 'The body is not valid JSON; send a JSON object, such as {"name":"a.txt"} to POST /presign'],
+    ['POST', ['Content-Type: application/json'], '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY', 'The body is empty; send a JSON object, such as {"name":"a.txt"} to POST /presign'],
+    ['POST', [], '{"name":"a"}', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      'A body without a Content-Type cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign']
+  ]
+  for (const [method, lines, body, status, code, message] of cases) {
+    const answer = await exchange(port, {
+      head: request(method, '/presign', [bearer('alice'), ...lines, `Content-Length: ${body.length}`]),
+      body: Buffer.from(body),
+      send: 'now'
+    })
+    t.equal(answer.status, status, code)
+    t.same(json(answer), { statusCode: status, code, error: status === 415 ? 'Unsupported Media Type' : 'Bad Request', message }, code)
+  }
+  const nonsense = await put(port, '/files/a.txt', Buffer.from('x'), [bearer('alice'), 'Content-Type: nonsense'])
+  t.equal(nonsense.status, 415)
+  t.match(json(nonsense), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', message: /^The Content-Type "nonsense" cannot be read here/ })
 })
 
 t.test('delete', async (t) => {

@@ -76,6 +76,7 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
     stopOnAnswer: false
   })
   t.equal(refused.status, 413)
+  t.match(json(refused), { code: 'UPFRONT_UPLOAD_TOO_LARGE', message: 'Upload exceeds the 1048576-byte limit and was not stored; send a smaller file' })
   t.equal(files().length, stored, 'nothing from the refused request is kept, no temporary file either')
   const fine = await exchange(port, { head: ['GET /files/fine.bin HTTP/1.1', 'Host: x', bearer('alice')].join('\r\n') })
   t.equal(fine.status, 404)
@@ -154,6 +155,31 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
     t.match(json(broken), { code: 'UPFRONT_INVALID_FORM', message: /unexpected end of multipart data/i }, what)
   }
   t.equal(files().length, stored, 'nothing kept from the broken forms, no temporary file either')
+
+  // Too many files or fields: 413 with the limit, nothing kept.
+  for (const [what, parts, message] of [
+    ['101 files', Array.from({ length: 101 }, (_, i) => ({ name: 'f', filename: `many-${i}`, data: Buffer.from('x') })), 'The form holds more than 100 files, and nothing from it was stored; send fewer per request'],
+    ['101 fields', [{ name: 'f', filename: 'with-fields', data: Buffer.from('x') }, ...Array.from({ length: 101 }, (_, i) => ({ name: `field${i}`, data: Buffer.from('v') }))],
+      'The form holds more than 100 fields besides its files, and nothing from it was stored; send fewer per request']
+  ] as const) {
+    const body = form([...parts])
+    const result = await exchange(port, {
+      head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${body.length}`].join('\r\n'),
+      body,
+      send: 'now'
+    })
+    t.equal(result.status, 413, what)
+    t.same(json(result), { statusCode: 413, code: 'UPFRONT_FORM_TOO_LARGE', error: 'Payload Too Large', message }, what)
+  }
+  const proto = form([{ name: 'f', filename: 'p', data: Buffer.from('x') }, { name: '__proto__', data: Buffer.from('{}') }])
+  const protoAnswer = await exchange(port, {
+    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${proto.length}`].join('\r\n'),
+    body: proto,
+    send: 'now'
+  })
+  t.equal(protoAnswer.status, 400, 'a field named __proto__: the parser\'s own refusal, as it is')
+  t.match(json(protoAnswer), { code: 'FST_PROTO_VIOLATION' })
+  t.equal(files().length, stored)
 
   // A client's path in a file name is cut to its last segment (busboy's default): never a traversal.
   const pathy = form([{ name: 'file', filename: '../../etc/passwd', data: Buffer.from('x') }])
