@@ -39,8 +39,9 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     frameworkErrors (_error, request, frameworkReply) {
       const reply = frameworkReply as FastifyReply
       if (origins !== null) addCorsHeaders(origins, request, reply)
-      // Its body, if any, is not read: the connection goes with the answer.
-      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close')
+      // Its body, if any, is not read: the connection goes with the answer,
+      // after a lingering close, as with the validator's refusals.
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.server.upfront.closeAfterAnswer(reply)
       void reply.code(400).send({
         statusCode: 400,
         code: 'UPFRONT_BAD_URL',
@@ -68,6 +69,11 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
       return await reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: explain(request) })
     }
     if (statusCode < 500 || error.code?.startsWith('UPFRONT_') === true) return await reply.send(error)
+    if (request.raw.socket.destroyed) {
+      // The client went away mid-request (an upload cut off): no answer can reach it.
+      request.log.info({ err: error }, 'the connection closed before the request was answered')
+      return await reply.code(500).send()
+    }
     // An unexpected failure: logged in full, answered without internals.
     request.log.error({ err: error }, 'request failed')
     return await reply.code(500).send({
@@ -105,8 +111,9 @@ const FRAMEWORK_MESSAGES: Record<string, (request: FastifyRequest) => string> = 
     return `${type === undefined ? 'A body without a Content-Type' : `The Content-Type ${JSON.stringify(type)}`} cannot be read here; ` +
       'send a valid media type (type/subtype), and application/json to POST /presign'
   },
-  FST_ERR_CTP_INVALID_JSON_BODY: () => 'The body is not valid JSON; send a JSON object, such as {"name":"a.txt"} to POST /presign',
-  FST_ERR_CTP_EMPTY_JSON_BODY: () => 'The body is empty; send a JSON object, such as {"name":"a.txt"} to POST /presign'
+  FST_ERR_CTP_INVALID_JSON_BODY: () => 'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); ' +
+    'send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)',
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => 'The body is empty; send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'
 }
 
 /** Response headers a page may read. */
@@ -168,7 +175,9 @@ export function answerClientError (error: NodeJS.ErrnoException, socket: Socket)
   const { statusCode, code, message } = clientErrorAnswer(error)
   const status = STATUS_CODES[statusCode] as string
   const body = JSON.stringify({ statusCode, code, error: status, message })
-  if (socket.writable) {
+  // Not into an answer already under way on this connection (Node's own rule).
+  const answering = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage
+  if (socket.writable && answering?.headersSent !== true) {
     socket.write(`HTTP/1.1 ${statusCode} ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   }
   socket.destroy(error)

@@ -4,7 +4,8 @@ import { connect, createServer } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import t from 'tap'
 import { answerClientError, clientErrorAnswer } from '../app.js'
-import { startService } from './helpers/service.js'
+import { startService, TOKENS } from './helpers/service.js'
+import { exchange } from './helpers/wire.js'
 
 /** Writes `request` raw and reads everything until the server closes. */
 async function raw (port: number, request: string): Promise<string> {
@@ -47,6 +48,33 @@ t.test('a header section over the limit gets a 431', async (t) => {
     error: 'Request Header Fields Too Large',
     message: 'The request\'s header section is over the server\'s limit (16 KiB); send fewer or shorter headers'
   })
+})
+
+t.test('a malformed request behind an answer under way does not break into it', async (t) => {
+  const { port } = await startService(t)
+  const big = Buffer.alloc(20_000_000, 7)
+  const stored = await exchange(port, {
+    head: ['PUT /files/big.bin HTTP/1.1', 'Host: x', `Authorization: Bearer ${TOKENS.alice}`, `Content-Length: ${big.length}`].join('\r\n'),
+    body: big,
+    send: 'now'
+  })
+  t.equal(stored.status, 201)
+
+  const socket = connect({ port, host: '127.0.0.1' })
+  socket.on('error', () => {})
+  let received = Buffer.alloc(0)
+  socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]) })
+  socket.write(`GET /files/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.alice}\r\n\r\n`)
+  // The answer's head is out; its body is still being sent when the bad request comes.
+  while (!received.includes('\r\n\r\n')) await once(socket, 'data')
+  socket.pause()
+  socket.write('G=T / HTTP/1.1\r\nHost: x\r\n\r\n')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  socket.resume()
+  await once(socket, 'close')
+  t.match(received.subarray(0, 20).toString(), /^HTTP\/1\.1 200 OK/)
+  t.equal(received.indexOf('HTTP/1.1 400'), -1, 'no 400 written into the body')
+  t.ok(received.length < big.length, 'the connection closed instead')
 })
 
 t.test('what each parser error becomes', async (t) => {

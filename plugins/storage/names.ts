@@ -27,6 +27,8 @@ interface Change {
 
 export class OwnerNames {
   #sorted: string[] = []
+  /** Told of every change in the number of names held, while the index counts this owner. */
+  onResize: ((delta: number) => void) | null = null
   /** Settles when the names are loaded; null before the first load and after a failed one. */
   #loaded: Promise<void> | null = null
   /** Changes seen while loading; null otherwise. */
@@ -42,6 +44,7 @@ export class OwnerNames {
     try {
       // Sorted by UTF-16 code units, the order in which `<` compares strings.
       this.#sorted = (await read()).sort()
+      this.onResize?.(this.#sorted.length)
       for (const change of this.#pending) this.#apply(change)
     } catch (error) {
       this.#loaded = null
@@ -72,8 +75,14 @@ export class OwnerNames {
   #apply ({ present, name }: Change): void {
     const at = lowerBound(this.#sorted, name)
     const found = this.#sorted[at] === name
-    if (present && !found) this.#sorted.splice(at, 0, name)
-    if (!present && found) this.#sorted.splice(at, 1)
+    if (present && !found) {
+      this.#sorted.splice(at, 0, name)
+      this.onResize?.(1)
+    }
+    if (!present && found) {
+      this.#sorted.splice(at, 1)
+      this.onResize?.(-1)
+    }
   }
 }
 
@@ -81,6 +90,8 @@ export class OwnerNames {
 export class NameIndex {
   readonly #owners = new Map<string, OwnerNames>()
   readonly #maxNames: number
+  /** Names held, plus one per owner. */
+  #total = 0
 
   /**
    * Keeps about `maxNames` names (an owner counts one more), dropping the
@@ -93,9 +104,15 @@ export class NameIndex {
 
   /** The names of `owner`, loaded with `read` (every name it has, in any order) unless they are in memory. */
   async of (owner: string, read: () => Promise<string[]>): Promise<OwnerNames> {
-    const names = this.#owners.get(owner) ?? new OwnerNames()
-    // Most recently listed last.
-    this.#owners.delete(owner)
+    let names = this.#owners.get(owner)
+    if (names === undefined) {
+      names = new OwnerNames()
+      names.onResize = (delta) => { this.#total += delta }
+      this.#total += 1
+    } else {
+      // Most recently listed last.
+      this.#owners.delete(owner)
+    }
     this.#owners.set(owner, names)
     await names.load(read)
     this.#trim(owner)
@@ -107,14 +124,14 @@ export class NameIndex {
     this.#owners.get(owner)?.change({ present, name })
   }
 
+  /** Drops the owners listed least recently until the total is within the limit, `keep` aside. */
   #trim (keep: string): void {
-    let total = 0
-    for (const names of this.#owners.values()) total += names.size + 1
     for (const [owner, names] of this.#owners) {
-      if (total <= this.#maxNames) break
+      if (this.#total <= this.#maxNames) break
       if (owner === keep) continue
       this.#owners.delete(owner)
-      total -= names.size + 1
+      names.onResize = null
+      this.#total -= names.size + 1
     }
   }
 }

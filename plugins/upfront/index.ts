@@ -76,6 +76,14 @@ export interface UpfrontStats {
 export interface UpfrontDecorator {
   /** A snapshot of the counters since the app started. */
   readonly stats: UpfrontStats
+  /**
+   * For an answer given outside the plugin's hooks (Fastify's
+   * `frameworkErrors`, say) to a request whose body will not be read:
+   * `Connection: close`, then the same lingering close as the plugin's own
+   * refusals, so that a client still sending gets the answer, not a reset.
+   * Call it before sending; nothing happens over HTTP/2.
+   */
+  closeAfterAnswer: (reply: FastifyReply) => void
 }
 
 declare module 'fastify' {
@@ -370,6 +378,12 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
   fastify.decorate('upfront', {
     get stats (): UpfrontStats {
       return { refused: { ...ctx.refused }, unsentBytes: ctx.unsentBytes, continued: ctx.continued }
+    },
+    closeAfterAnswer (reply: FastifyReply): void {
+      const socket = reply.raw.socket
+      if (reply.request.raw.httpVersionMajor !== 1 || !(socket instanceof Socket)) return
+      reply.header('connection', 'close')
+      armLingeringClose(socket as LingeringSocket, ctx.lingerMs)
     }
   })
 

@@ -1,3 +1,4 @@
+import { finished } from 'node:stream'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Multipart } from '@fastify/multipart'
 import type { ByteRange, CommitConditions, FileMeta, PendingUpload } from '../../plugins/storage/types.js'
@@ -184,12 +185,14 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       for (let next = await nextPart(); next.done !== true; next = await nextPart()) {
         const part = next.value
         if (part.type !== 'file') continue
+        // The parser's error for this part, even one it met before the part
+        // reached this loop (while an earlier part was being written).
+        finished(part.file, (error) => { if (error != null) formFailure = error })
         const name = checkedName(part.filename)
         if (names.has(name)) throw new InvalidNameError(`the form holds two files named ${JSON.stringify(name)}`)
         names.add(name)
         const upload = await storage.begin(owner, name, { contentType: part.mimetype, maxBytes: limit })
         uploads.push(upload)
-        part.file.once('error', (error) => { formFailure = error })
         await upload.write(part.file)
       }
       if (uploads.length === 0) throw new NoFilesError()
@@ -200,7 +203,8 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       await abortAll(uploads)
       // A malformed or truncated form: the parser's own errors carry no
       // status (its limits do, and keep theirs).
-      if (error === formFailure) throw formError(error as Error & { code?: string, statusCode?: number }, formLimits)
+      // A client that went away gets nothing; its error is left as it is.
+      if (error === formFailure && request.raw.socket.destroyed !== true) throw formError(error as Error & { code?: string }, formLimits)
       throw error
     }
   })
@@ -288,7 +292,7 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
 }
 
 /** The form parser's errors, with a code and a message that says what to do. */
-function formError (error: Error & { code?: string, statusCode?: number }, limits: { fileSize: number, files: number, fields: number }): Error {
+function formError (error: Error & { code?: string }, limits: { fileSize: number, files: number, fields: number }): Error {
   switch (error.code) {
     case 'FST_REQ_FILE_TOO_LARGE':
       return new UploadTooLargeError(limits.fileSize)
@@ -296,9 +300,13 @@ function formError (error: Error & { code?: string, statusCode?: number }, limit
       return new FormTooLargeError(`more than ${limits.files} files`)
     case 'FST_FIELDS_LIMIT':
       return new FormTooLargeError(`more than ${limits.fields} fields besides its files`)
+    case 'FST_INVALID_JSON_FIELD_ERROR':
+      return new InvalidFormError('a field sent as application/json is not valid JSON')
+    case 'FST_PROTO_VIOLATION':
+      return new InvalidFormError('a field is named __proto__')
   }
-  // A malformed or truncated form has no status of its own.
-  return error.statusCode === undefined ? new InvalidFormError(error.message) : error
+  // Busboy's: a malformed or truncated form.
+  return new InvalidFormError(error.message)
 }
 
 /** A cursor as `list` makes them: the base64url of a valid name. */

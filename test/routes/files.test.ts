@@ -307,8 +307,11 @@ t.test('Fastify\'s own refusals say what to do', async (t) => {
   const cases: Array<[string, string[], string, number, string, string]> = [
     ['POST', ['Content-Type: application/x-www-form-urlencoded'], 'name=a', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
       'The Content-Type "application/x-www-form-urlencoded" cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign'],
-    ['POST', ['Content-Type: application/json'], '{bad', 400, 'FST_ERR_CTP_INVALID_JSON_BODY', 'The body is not valid JSON; send a JSON object, such as {"name":"a.txt"} to POST /presign'],
-    ['POST', ['Content-Type: application/json'], '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY', 'The body is empty; send a JSON object, such as {"name":"a.txt"} to POST /presign'],
+    ['POST', ['Content-Type: application/json'], '{bad', 400, 'FST_ERR_CTP_INVALID_JSON_BODY',
+      'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
+    ['POST', ['Content-Type: application/json'], '{"__proto__":{}}', 400, 'FST_ERR_CTP_INVALID_JSON_BODY',
+      'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
+    ['POST', ['Content-Type: application/json'], '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY', 'The body is empty; send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
     ['POST', [], '{"name":"a"}', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
       'A body without a Content-Type cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign']
   ]

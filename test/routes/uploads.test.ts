@@ -141,7 +141,10 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
       'send multipart/form-data with a boundary parameter, each part delimited by it and the closing delimiter at the end'
   })
   const whole = form([{ name: 'file', filename: 'cut.bin', data: Buffer.alloc(200_000, 3) }])
+  // A short second part is parsed, and found cut, while the first is still being written.
+  const pair = form([{ name: 'file', filename: 'first.bin', data: Buffer.alloc(1_000_000, 1) }, { name: 'file', filename: 'second.bin', data: Buffer.alloc(10_000, 2) }])
   for (const [what, body] of [
+    ['cut inside the second file', pair.subarray(0, pair.length - 5_000)],
     ['cut inside a file part', whole.subarray(0, 100_000)],
     ['cut before the closing delimiter', whole.subarray(0, whole.length - 20)],
     ['no delimiter at all', Buffer.from('this is not a form')]
@@ -177,8 +180,16 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
     body: proto,
     send: 'now'
   })
-  t.equal(protoAnswer.status, 400, 'a field named __proto__: the parser\'s own refusal, as it is')
-  t.match(json(protoAnswer), { code: 'FST_PROTO_VIOLATION' })
+  t.equal(protoAnswer.status, 400, 'a field named __proto__')
+  t.match(json(protoAnswer), { code: 'UPFRONT_INVALID_FORM', message: /^The multipart form cannot be read \(a field is named __proto__\)/ })
+  const jsonField = form([{ name: 'f', filename: 'j', data: Buffer.from('x') }, { name: 'meta', type: 'application/json', data: Buffer.from('{bad') }])
+  const jsonAnswer = await exchange(port, {
+    head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${jsonField.length}`].join('\r\n'),
+    body: jsonField,
+    send: 'now'
+  })
+  t.equal(jsonAnswer.status, 400, 'a JSON field that is not JSON')
+  t.match(json(jsonAnswer), { code: 'UPFRONT_INVALID_FORM', message: /^The multipart form cannot be read \(a field sent as application\/json is not valid JSON\)/ })
   t.equal(files().length, stored)
 
   // A client's path in a file name is cut to its last segment (busboy's default): never a traversal.

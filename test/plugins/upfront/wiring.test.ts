@@ -9,7 +9,7 @@ import { connect as http2Connect } from 'node:http2'
 import type { ClientHttp2Session } from 'node:http2'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import upfront from '../../../plugins/upfront/index.js'
@@ -223,4 +223,47 @@ t.test('fastify.inject works unchanged', async (t) => {
   t.equal(pony.statusCode, 417)
   const get = await app.inject({ method: 'GET', url: '/' })
   t.equal(get.statusCode, 404)
+})
+
+t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes like its refusals', async (t) => {
+  const app = Fastify({
+    // Fastify answers an undecodable URL here, before any hook.
+    frameworkErrors (_error, _request, frameworkReply) {
+      const reply = frameworkReply as FastifyReply
+      reply.server.upfront.closeAfterAnswer(reply)
+      void reply.code(400).send({ statusCode: 400, code: 'BAD_URL', error: 'Bad Request', message: 'Fix the URL' })
+    }
+  })
+  await app.register(upfront, { lingerMs: 500 })
+  app.put('/files/:name', async () => ({ ok: true }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const answer = await exchange(port, {
+    head: ['PUT /files/%E0 HTTP/1.1', 'Host: x', 'Content-Length: 20000000'].join('\r\n'),
+    body: Buffer.alloc(20_000_000),
+    send: 'now',
+    stopOnAnswer: false,
+    closeWaitMs: 2000
+  })
+  t.equal(answer.status, 400)
+  t.equal(answer.headers.connection, 'close')
+  t.equal(answer.closedByServer, true, 'FIN after the answer')
+  t.equal(answer.reset, false, 'the rest of the body is read and discarded, not reset')
+
+  const h2 = Fastify({ http2: true }) as unknown as FastifyInstance
+  await h2.register(upfront)
+  h2.get('/closing', async (_request, reply) => {
+    reply.server.upfront.closeAfterAnswer(reply)
+    return { ok: true }
+  })
+  await h2.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => h2.close())
+  const session = http2Connect(`http://localhost:${(h2.server.address() as { port: number }).port}`)
+  t.teardown(() => session.close())
+  const status = await new Promise<number>((resolve) => {
+    const stream = session.request({ ':method': 'GET', ':path': '/closing' })
+    stream.on('response', (headers) => { stream.resume(); stream.on('end', () => { resolve(Number(headers[':status'])) }) })
+  })
+  t.equal(status, 200, 'over HTTP/2 nothing changes (a Connection header is not allowed there)')
 })
