@@ -81,7 +81,8 @@ export interface UpfrontDecorator {
    * `frameworkErrors`, say) to a request whose body will not be read:
    * `Connection: close`, then the same lingering close as the plugin's own
    * refusals, so that a client still sending gets the answer, not a reset.
-   * Call it before sending; nothing happens over HTTP/2.
+   * Call it before sending; nothing happens once the head is out, nor
+   * over HTTP/2.
    */
   closeAfterAnswer: (reply: FastifyReply) => void
 }
@@ -381,7 +382,8 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     },
     closeAfterAnswer (reply: FastifyReply): void {
       const socket = reply.raw.socket
-      if (reply.request.raw.httpVersionMajor !== 1 || !(socket instanceof Socket)) return
+      // Too late once the head is out; and HTTP/2 closes streams, not connections.
+      if (reply.raw.headersSent || reply.request.raw.httpVersionMajor !== 1 || !(socket instanceof Socket)) return
       reply.header('connection', 'close')
       armLingeringClose(socket as LingeringSocket, ctx.lingerMs)
     }

@@ -203,7 +203,9 @@ const filesRoutes: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, opti
       await abortAll(uploads)
       // A malformed or truncated form: the parser's own errors carry no
       // status (its limits do, and keep theirs).
-      // A client that went away gets nothing; its error is left as it is.
+      // Storage never destroys a source (PendingUpload.write's contract), so an
+      // error of the part's stream is the parser's. A client that went away
+      // gets nothing; its error is left as it is.
       if (error === formFailure && request.raw.socket.destroyed !== true) throw formError(error as Error & { code?: string }, formLimits)
       throw error
     }

@@ -236,6 +236,12 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
   })
   await app.register(upfront, { lingerMs: 500 })
   app.put('/files/:name', async () => ({ ok: true }))
+  app.get('/late', (_request, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-length': '2' })
+    reply.server.upfront.closeAfterAnswer(reply)
+    reply.raw.end('ok')
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
@@ -250,6 +256,11 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
   t.equal(answer.headers.connection, 'close')
   t.equal(answer.closedByServer, true, 'FIN after the answer')
   t.equal(answer.reset, false, 'the rest of the body is read and discarded, not reset')
+
+  const late = await exchange(port, { head: ['GET /late HTTP/1.1', 'Host: x'].join('\r\n') })
+  t.equal(late.status, 200)
+  t.notOk('connection' in late.headers && late.headers.connection === 'close', 'once the head is out it changes nothing')
+  t.equal(late.closedByServer, false)
 
   const h2 = Fastify({ http2: true }) as unknown as FastifyInstance
   await h2.register(upfront)
