@@ -39,7 +39,7 @@ export interface DiskStorageOptions {
    * Bytes gathered from an upload before they go to disk in one write.
    * Socket chunks are small (16-64 KiB); batching them saves system calls
    * and lets the next batch arrive while one is being written. An upload
-   * holds two batch buffers, reused by the next uploads. Default 1 MiB.
+   * holds at most about two batches in memory. Default 2 MiB.
    */
   writeBatchBytes?: number
   /**
@@ -82,8 +82,6 @@ export class DiskStorage implements Storage {
   readonly #files: string
   readonly #tmp: string
   readonly #options: Required<DiskStorageOptions>
-  /** Batch buffers for uploads, two each; eight kept while idle. */
-  readonly #batches: BatchBuffers
   /** Per key, the end of the queue of operations that must not overlap. */
   readonly #queues = new Map<string, Promise<void>>()
   /** Uploads neither committed nor aborted yet. */
@@ -96,13 +94,12 @@ export class DiskStorage implements Storage {
     this.#files = join(dir, 'files')
     this.#tmp = join(dir, 'tmp')
     this.#options = options
-    this.#batches = new BatchBuffers(options.writeBatchBytes, 8)
   }
 
   /** Opens (creating it if needed) the storage in `dir` and clears what a crash left unfinished. */
   static async open (dir: string, options: DiskStorageOptions = {}): Promise<DiskStorage> {
     const sizes = {
-      writeBatchBytes: options.writeBatchBytes ?? mebibyte,
+      writeBatchBytes: options.writeBatchBytes ?? 2 * mebibyte,
       syncEveryBytes: options.syncEveryBytes ?? 16 * mebibyte
     }
     for (const [option, value] of Object.entries(sizes)) {
@@ -124,8 +121,8 @@ export class DiskStorage implements Storage {
       tempPath: join(this.#tmp, `${id}.data`),
       maxBytes: options.maxBytes,
       md5: options.md5 === true,
+      writeBatchBytes: this.#options.writeBatchBytes,
       syncEveryBytes: this.#options.syncEveryBytes,
-      batches: this.#batches,
       place: async (tempPath, written, conditions) => {
         const sha256 = written.sha256.toString('hex')
         const meta: FileMeta = {
@@ -367,22 +364,20 @@ class DiskUpload implements PendingUpload {
 interface ReceiveOptions {
   maxBytes: number
   md5: boolean
+  writeBatchBytes: number
   syncEveryBytes: number
-  batches: BatchBuffers
 }
 
 /**
  * Reads `source` to its end into `handle`, hashing each chunk as it arrives
- * and copying it into one of two batch buffers: one is written while the
- * other fills, and the source is paused only when both are full. Copied,
- * a chunk dies young and its memory goes back at the next scavenge; held
- * until its batch is written, it would outlive scavenges and wait for a
- * full collection. Every `syncEveryBytes` a flush to disk starts in the
- * background, so that the disk works while the network does and the
- * commit's fsync finds little left to do; its outcome is awaited, so that
- * no write error goes unseen. On failure the source is left paused, not
- * destroyed: whoever owns it decides between draining it (so that a 413
- * can be read) and closing the connection.
+ * and writing the chunks in batches: one batch is written while the next
+ * one fills, and the source is paused only when both are full. Every
+ * `syncEveryBytes` a flush to disk starts in the background, so that the
+ * disk works while the network does and the commit's fsync finds little
+ * left to do; its outcome is awaited, so that no write error goes unseen.
+ * On failure the source is left paused, not destroyed: whoever owns it
+ * decides between draining it (so that a 413 can be read) and closing the
+ * connection.
  */
 async function receive (source: Readable, handle: FileHandle, options: ReceiveOptions, signal: AbortSignal): Promise<WrittenBody> {
   return await new Promise<WrittenBody>((resolve, reject) => {
@@ -390,21 +385,17 @@ async function receive (source: Readable, handle: FileHandle, options: ReceiveOp
       reject(signal.reason)
       return
     }
-    const { batches } = options
     const sha256 = createHash('sha256')
     const md5 = options.md5 ? createHash('md5') : null
     let size = 0
-    /** The batch being filled, and the other one (free, or being written). */
-    let filling = batches.take()
-    let other = batches.take()
-    let filled = 0
+    let batch: Buffer[] = []
+    let batchBytes = 0
     /** Bytes handed to writes so far: where the next batch goes. */
     let position = 0
     let unsyncedBytes = 0
-    /** The part of a chunk that found both batches full; the source is paused meanwhile. */
-    let waiting: Buffer | null = null
     let writing = false
     let syncing = false
+    let paused = false
     let ended = false
     let settled = false
 
@@ -414,62 +405,23 @@ async function receive (source: Readable, handle: FileHandle, options: ReceiveOp
       stopWatching()
       signal.removeEventListener('abort', onAbort)
       source.pause()
-      // A write of this upload may still be reading one of them; whatever
-      // it reads from then on only goes to a file that is being removed.
-      batches.give(filling)
-      batches.give(other)
     }
     const fail = (error: unknown): void => {
-      if (settled) return
       stop()
       reject(error)
     }
     const onAbort = (): void => { fail(signal.reason) }
 
-    /** Copies `chunk` into the batch being filled, writing each batch it fills. */
-    const copyIn = (chunk: Buffer): void => {
-      let at = 0
-      while (at < chunk.length) {
-        if (filled === filling.length) {
-          // Full, and the other one is being written.
-          waiting = chunk.subarray(at)
-          source.pause()
-          return
-        }
-        const count = chunk.copy(filling, filled, at)
-        filled += count
-        at += count
-        if (filled === filling.length && !writing) write()
-      }
-    }
-    /** Starts writing the batch being filled; the other one, free, fills next. */
-    const write = (): void => {
-      const batch = filling
-      const bytes = filled
-      const at = position
-      position += bytes
-      filling = other
-      other = batch
-      filled = 0
-      writing = true
-      writeAll(handle, batch.subarray(0, bytes), at).then(() => {
-        writing = false
-        unsyncedBytes += bytes
-        if (filled === filling.length) write()
-        if (waiting !== null) {
-          const rest = waiting
-          waiting = null
-          copyIn(rest)
-          if (waiting === null) source.resume()
-        }
-        advance()
-      }, fail)
-    }
-
-    /** Starts what can start now: the last batch, a background sync, or the end. */
+    /** Starts what can start now: the next batch, a background sync, or the end. */
     const advance = (): void => {
       if (settled) return
-      if (ended && !writing && filled > 0) write()
+      if (!writing && (batchBytes >= options.writeBatchBytes || (ended && batchBytes > 0))) {
+        write()
+        if (paused) {
+          paused = false
+          source.resume()
+        }
+      }
       if (!syncing && !ended && unsyncedBytes >= options.syncEveryBytes) {
         syncing = true
         unsyncedBytes = 0
@@ -483,6 +435,20 @@ async function receive (source: Readable, handle: FileHandle, options: ReceiveOp
         resolve({ size, sha256: sha256.digest(), md5: md5 === null ? null : md5.digest() })
       }
     }
+    const write = (): void => {
+      const buffers = batch
+      const bytes = batchBytes
+      const at = position
+      position += bytes
+      batch = []
+      batchBytes = 0
+      writing = true
+      writeAll(handle, buffers, at).then(() => {
+        writing = false
+        unsyncedBytes += bytes
+        advance()
+      }, fail)
+    }
 
     const onData = (chunk: Buffer): void => {
       size += chunk.length
@@ -492,7 +458,16 @@ async function receive (source: Readable, handle: FileHandle, options: ReceiveOp
       }
       sha256.update(chunk)
       md5?.update(chunk)
-      copyIn(chunk)
+      batch.push(chunk)
+      batchBytes += chunk.length
+      if (batchBytes < options.writeBatchBytes) return
+      if (writing) {
+        // Both batches are full: wait for the disk.
+        paused = true
+        source.pause()
+      } else {
+        advance()
+      }
     }
 
     const stopWatching = finished(source, { writable: false }, (error) => {
@@ -508,36 +483,29 @@ async function receive (source: Readable, handle: FileHandle, options: ReceiveOp
   })
 }
 
-/**
- * The batch buffers of finished uploads, kept for the next ones: a new pair
- * per upload would be memory that only a full collection gives back.
- */
-class BatchBuffers {
-  readonly #bytes: number
-  readonly #keep: number
-  readonly #free: Buffer[] = []
-
-  constructor (bytes: number, keep: number) {
-    this.#bytes = bytes
-    this.#keep = keep
-  }
-
-  take (): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#bytes)
-  }
-
-  give (buffer: Buffer): void {
-    if (this.#free.length < this.#keep) this.#free.push(buffer)
+/** Writes all of `buffers` at `position`, going on after a partial write (the disk filling up, typically). */
+async function writeAll (handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let remaining = buffers
+  let at = position
+  while (remaining.length > 0) {
+    const { bytesWritten } = await handle.writev(remaining, at)
+    at += bytesWritten
+    remaining = skipBytes(remaining, bytesWritten)
   }
 }
 
-/** Writes all of `buffer` at `position`, going on after a partial write (the disk filling up, typically). */
-async function writeAll (handle: FileHandle, buffer: Buffer, position: number): Promise<void> {
-  let at = 0
-  while (at < buffer.length) {
-    const { bytesWritten } = await handle.write(buffer, at, buffer.length - at, position + at)
-    at += bytesWritten
+function skipBytes (buffers: Buffer[], count: number): Buffer[] {
+  let skip = count
+  const rest: Buffer[] = []
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) {
+      skip -= buffer.length
+    } else {
+      rest.push(buffer.subarray(skip))
+      skip = 0
+    }
   }
+  return rest
 }
 
 function checkConditions (current: FileMeta | null, { ifNoneMatch = false, ifMatch }: CommitConditions): void {
