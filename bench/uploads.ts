@@ -129,6 +129,18 @@ async function run (command: string, commandArgs: string[], options: { timeoutMs
   return { code, stdout, stderr, ms: Number(process.hrtime.bigint() - started) / 1e6, timedOut }
 }
 
+/** Writes `block` `count` times to `path`; returns the file's SHA-256 (hex). */
+function writeRepeated (path: string, block: Buffer, count: number): string {
+  const hash = createHash('sha256')
+  const fd = openSync(path, 'w')
+  for (let i = 0; i < count; i++) {
+    writeSync(fd, block)
+    hash.update(block)
+  }
+  closeSync(fd)
+  return hash.digest('hex')
+}
+
 async function syncDisk (): Promise<void> {
   // Flushes what the previous run left dirty, so that its writeback does not land on the next one.
   await run('sync', ['-f', tmp], { timeoutMs: 60_000 })
@@ -449,31 +461,14 @@ try {
   const startBackground = await background(1000)
   log(`background load: ${startBackground.map(pct).join(' / ')} (load average ${loadAtStart})`)
 
-  // The source: 1 GiB made of one random MiB repeated, its SHA-256 computed as it is written.
-  const source = join(tmp, 'source-1g')
+  // The sources: one random MiB repeated (1 GiB, 256 MiB, 1 MiB), each SHA-256 computed as it is written.
   const block = randomBytes(MIB)
-  const sourceHash = createHash('sha256')
-  const fd = openSync(source, 'w')
-  for (let i = 0; i < BIG / MIB; i++) {
-    writeSync(fd, block)
-    sourceHash.update(block)
-  }
-  closeSync(fd)
-  const sourceSha = sourceHash.digest('hex')
+  const source = join(tmp, 'source-1g')
+  const sourceSha = writeRepeated(source, block, BIG / MIB)
   const small = join(tmp, 'source-1m')
-  const smallFd = openSync(small, 'w')
-  writeSync(smallFd, block)
-  closeSync(smallFd)
-  const smallSha = createHash('sha256').update(block).digest('hex')
+  const smallSha = writeRepeated(small, block, 1)
   const medium = join(tmp, 'source-256m')
-  const mediumHash = createHash('sha256')
-  const mediumFd = openSync(medium, 'w')
-  for (let i = 0; i < MEDIUM / MIB; i++) {
-    writeSync(mediumFd, block)
-    mediumHash.update(block)
-  }
-  closeSync(mediumFd)
-  const mediumSha = mediumHash.digest('hex')
+  const mediumSha = writeRepeated(medium, block, MEDIUM / MIB)
   await syncDisk()
   // Read once: from here on curl reads it from the page cache.
   await run('sh', ['-c', 'cat "$1" "$2" > /dev/null', 'sh', source, medium], { timeoutMs: 60_000 })
