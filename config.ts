@@ -1,12 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import createError from '@fastify/error'
+import { isIP } from 'node:net'
 import envSchema from 'env-schema'
-import { publicKeyAlgorithms } from './plugins/auth.js'
-import type { AuthOptions } from './plugins/auth.js'
+import { InvalidConfigError } from './errors.js'
+import { publicKeyAlgorithms } from './plugins/auth/index.js'
+import type { AuthOptions } from './plugins/auth/index.js'
+
+export { InvalidConfigError } from './errors.js'
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+export type NodeEnv = 'production' | 'development' | 'test'
 
 export interface Config {
   port: number
@@ -16,7 +20,11 @@ export interface Config {
   /** Largest upload accepted, in bytes; a JWT claim or a presigned grant can only lower it. */
   maxUploadBytes: number
   logLevel: LogLevel
-  nodeEnv: string
+  nodeEnv: NodeEnv
+  /** Absolute URL the service is reached at from outside (scheme, host, optional path), without a trailing slash; null when not set. */
+  publicUrl: string | null
+  /** Fastify's `trustProxy`: the proxies whose X-Forwarded-* headers are believed (addresses or CIDR ranges), a number of hops, or false. */
+  trustProxy: string[] | number | false
   /**
    * Origins whose web pages may call the service (CORS): `'*'` for any, or
    * a list of exact origins; null turns CORS off (browsers then refuse
@@ -33,12 +41,6 @@ export interface Config {
     presignSecret: boolean
   }
 }
-
-export const InvalidConfigError = createError<'UPFRONT_INVALID_CONFIG', number, [string]>(
-  'UPFRONT_INVALID_CONFIG',
-  'Invalid configuration:\n%s',
-  500
-)
 
 const DEV_PRINCIPAL = 'dev'
 const TOKEN_ENTRY = '[^\\s:,]+:[A-Za-z0-9._~+/-]{16,}=*'
@@ -65,6 +67,9 @@ const schema = {
     },
     AUTH_JWT_SECRET: { type: 'string', minLength: 32, description: 'an HMAC (HS256, HS384, HS512) shared secret of at least 32 characters' },
     AUTH_JWT_PUBLIC_KEY: { type: 'string', description: 'a PEM public key, or the path of a file that holds one' },
+    AUTH_JWKS_URL: { type: 'string', pattern: '^https?://', description: 'the http: or https: URL of a JSON Web Key Set, such as https://idp.example.com/.well-known/jwks.json' },
+    AUTH_JWT_AUDIENCE: { type: 'string', description: 'comma-separated audiences (aud) a token must name one of' },
+    AUTH_JWT_ISSUER: { type: 'string', description: 'comma-separated issuers (iss) a token must come from one of' },
     AUTH_JWT_MAX_BYTES_CLAIM: { type: 'string', default: 'max_bytes', description: 'the name of a JWT claim' },
     PRESIGN_SECRET: { type: 'string', minLength: 32, description: 'a secret of at least 32 characters' },
     CORS_ORIGINS: { type: 'string', description: '* or comma-separated origins such as "https://app.example.com,http://localhost:5173"' },
@@ -74,7 +79,9 @@ const schema = {
       default: 'info',
       description: 'one of fatal, error, warn, info, debug, trace, silent'
     },
-    NODE_ENV: { type: 'string', default: 'development', description: 'an environment name such as production' }
+    NODE_ENV: { type: 'string', enum: ['production', 'development', 'test'], default: 'development', description: 'production, development or test' },
+    PUBLIC_URL: { type: 'string', description: 'the absolute URL clients reach the service at, such as https://files.example.com or https://example.com/uploads' },
+    TRUST_PROXY: { type: 'string', description: 'the addresses or CIDR ranges of the proxies in front, comma-separated (such as 10.0.0.0/8,127.0.0.1), or a number of proxy hops' }
   }
 } as const
 
@@ -89,10 +96,15 @@ interface Env {
   AUTH_JWT_SECRET?: string
   AUTH_JWT_PUBLIC_KEY?: string
   AUTH_JWT_MAX_BYTES_CLAIM: string
+  AUTH_JWKS_URL?: string
+  AUTH_JWT_AUDIENCE?: string
+  AUTH_JWT_ISSUER?: string
   PRESIGN_SECRET?: string
   CORS_ORIGINS?: string
   LOG_LEVEL: LogLevel
-  NODE_ENV: string
+  NODE_ENV: NodeEnv
+  PUBLIC_URL?: string
+  TRUST_PROXY?: string
 }
 
 // Their values never appear in an error message.
@@ -162,12 +174,55 @@ function readPublicKey (setting: string, problems: string[]): string | undefined
       return undefined
     }
   }
-  const algorithms = publicKeyAlgorithms(pem)
-  if (typeof algorithms === 'string') {
-    problems.push(`AUTH_JWT_PUBLIC_KEY: ${algorithms}`)
+  try {
+    publicKeyAlgorithms(pem)
+  } catch (error) {
+    problems.push(`AUTH_JWT_PUBLIC_KEY: ${(error as Error).message}`)
     return undefined
   }
   return pem
+}
+
+function parsePublicUrl (setting: string, problems: string[]): string | null {
+  let url: URL | null = null
+  try {
+    url = new URL(setting)
+  } catch {}
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    problems.push(`PUBLIC_URL: ${JSON.stringify(setting)} is not an absolute http: or https: URL without query, fragment or credentials; ` +
+      'give the origin clients use, with the path prefix your proxy adds if any (https://files.example.com, https://example.com/uploads)')
+    return null
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+}
+
+/** An address, or an address and a prefix length (CIDR). */
+function isAddressRange (entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128)
+}
+
+function parseTrustProxy (setting: string, problems: string[]): string[] | number | false {
+  if (/^[0-9]+$/.test(setting)) {
+    const hops = Number(setting)
+    if (hops >= 1 && hops <= 16) return hops
+  } else {
+    const entries = setting.split(',').map((entry) => entry.trim())
+    const bad = entries.find((entry) => !isAddressRange(entry))
+    if (bad === undefined) return entries
+  }
+  problems.push(`TRUST_PROXY: ${JSON.stringify(setting)} is neither addresses or CIDR ranges (such as 10.0.0.0/8,127.0.0.1) nor a number of hops from 1 to 16; ` +
+    'list the addresses your proxies connect from')
+  return false
+}
+
+function list (setting: string | undefined): string[] | undefined {
+  if (setting === undefined) return undefined
+  const entries = setting.split(',').map((entry) => entry.trim()).filter((entry) => entry !== '')
+  return entries.length === 0 ? undefined : entries
 }
 
 /**
@@ -199,9 +254,22 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('PRESIGN_SECRET: must differ from AUTH_JWT_SECRET, so that neither kind of signature can stand for the other')
   }
 
-  const authConfigured = values.AUTH_TOKENS !== undefined || jwtSecret !== undefined || values.AUTH_JWT_PUBLIC_KEY !== undefined
+  const publicUrl = values.PUBLIC_URL === undefined ? null : parsePublicUrl(values.PUBLIC_URL, problems)
+  const trustProxy = values.TRUST_PROXY === undefined ? false : parseTrustProxy(values.TRUST_PROXY, problems)
+  const jwksUrl = values.AUTH_JWKS_URL
+  if (jwksUrl !== undefined && values.AUTH_JWT_PUBLIC_KEY !== undefined) {
+    problems.push('AUTH_JWKS_URL: set it or AUTH_JWT_PUBLIC_KEY, not both (the key set holds the public keys)')
+  }
+  const audience = list(values.AUTH_JWT_AUDIENCE)
+  const issuer = list(values.AUTH_JWT_ISSUER)
+
+  const jwtConfigured = jwtSecret !== undefined || values.AUTH_JWT_PUBLIC_KEY !== undefined || jwksUrl !== undefined
+  if (!jwtConfigured && (audience !== undefined || issuer !== undefined)) {
+    problems.push('AUTH_JWT_AUDIENCE, AUTH_JWT_ISSUER: they pin JWTs; set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL too')
+  }
+  const authConfigured = values.AUTH_TOKENS !== undefined || jwtConfigured
   if (production && !authConfigured) {
-    problems.push('No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)')
+    problems.push('No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL (NODE_ENV=production)')
   }
   if (production && values.PRESIGN_SECRET === undefined) {
     problems.push('PRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica')
@@ -217,8 +285,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     tokens,
     presign: { secret: values.PRESIGN_SECRET ?? randomBytes(32).toString('base64url') }
   }
-  if (jwtSecret !== undefined || publicKey !== undefined) {
-    auth.jwt = { secret: jwtSecret, publicKey, maxBytesClaim: values.AUTH_JWT_MAX_BYTES_CLAIM }
+  if (jwtConfigured) {
+    auth.jwt = { secret: jwtSecret, publicKey, jwksUrl, audience, issuer, maxBytesClaim: values.AUTH_JWT_MAX_BYTES_CLAIM }
   }
 
   return {
@@ -228,6 +296,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: values.MAX_UPLOAD_BYTES,
     logLevel: values.LOG_LEVEL,
     nodeEnv: values.NODE_ENV,
+    publicUrl,
+    trustProxy,
     corsOrigins,
     auth,
     generated: { devToken, presignSecret: values.PRESIGN_SECRET === undefined }
@@ -239,7 +309,7 @@ export function startupWarnings (config: Config): string[] {
   const warnings: string[] = []
   const { devToken } = config.generated
   if (devToken !== null) {
-    warnings.push('No authentication is configured (AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY): ' +
+    warnings.push('No authentication is configured (AUTH_TOKENS, AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL): ' +
       `for this run only, principal "${devToken.principal}" has the token ${devToken.token} ` +
       `(send "Authorization: Bearer ${devToken.token}"). With NODE_ENV=production the service refuses to start like this.`)
   }

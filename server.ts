@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { InvalidConfigError, loadConfig, startupWarnings } from './config.js'
 import type { Config } from './config.js'
-import { DiskStorage } from './plugins/storage/disk.js'
+import { DiskStorage } from './plugins/storage/disk/index.js'
 
 /** Ends the start with a message for the operator, naming the setting to change. */
 function refuseToStart (message: string): never {

@@ -38,6 +38,8 @@ t.test('defaults, outside production, with nothing configured', async (t) => {
     maxUploadBytes: 1073741824,
     logLevel: 'info',
     nodeEnv: 'development',
+    publicUrl: null,
+    trustProxy: false,
     corsOrigins: null,
     auth: { tokens: { dev: token }, presign: { secret: config.auth.presign.secret } },
     generated: { devToken: { principal: 'dev', token }, presignSecret: true }
@@ -84,6 +86,8 @@ t.test('every setting', async (t) => {
     maxUploadBytes: 1048576,
     logLevel: 'debug',
     nodeEnv: 'production',
+    publicUrl: null,
+    trustProxy: false,
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     auth: {
       tokens: { alice: aliceToken, bob: bobToken },
@@ -210,13 +214,13 @@ t.test('AUTH_JWT_PUBLIC_KEY', async (t) => {
 t.test('production refuses to start without authentication or a presign secret', async (t) => {
   t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production' })), [
     'Invalid configuration:',
-    'No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)',
+    'No authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL (NODE_ENV=production)',
     'PRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica'
   ].join('\n'))
   t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production', AUTH_JWT_PUBLIC_KEY: publicPem })),
     'Invalid configuration:\nPRESIGN_SECRET is required with NODE_ENV=production, so that presigned URLs survive restarts and work on every replica')
   t.equal(problemOf(t, () => loadConfig({ NODE_ENV: 'production', PRESIGN_SECRET: presignSecret })),
-    'Invalid configuration:\nNo authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY (NODE_ENV=production)')
+    'Invalid configuration:\nNo authentication is configured: set AUTH_TOKENS, AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL (NODE_ENV=production)')
 
   const config = loadConfig({ NODE_ENV: 'production', AUTH_TOKENS: `alice:${aliceToken}`, PRESIGN_SECRET: presignSecret })
   t.same(config.generated, { devToken: null, presignSecret: false })

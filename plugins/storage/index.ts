@@ -3,6 +3,9 @@ import fp from 'fastify-plugin'
 import type { Storage } from './types.js'
 
 export type * from './types.js'
+export { checkName, isValidName, MAX_NAME_BYTES, MAX_SEGMENT_BYTES } from './names.js'
+export { evaluatePreconditions } from './preconditions.js'
+export type { Preconditions, RequestKind } from './preconditions.js'
 
 export interface StoragePluginOptions {
   /** An opened backend; the plugin closes it with the app. */
@@ -11,7 +14,7 @@ export interface StoragePluginOptions {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Where files live: disk or S3-compatible storage, behind one interface. */
+    /** Where files live, behind one interface whatever the backend. */
     storage: Storage
   }
 }

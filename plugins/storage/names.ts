@@ -1,137 +1,43 @@
-// The names of each owner's files, sorted, kept in memory once the owner
-// lists them: a page of a listing then costs a binary search and the
-// records of that page, not a read of every record the owner has.
-//
-// An owner's names are loaded from disk on its first listing; the commits
-// and deletes of this process keep them up to date from then on (a storage
-// directory belongs to one process). Changes made while the names are being
-// loaded are applied once they are in, in order: each one states the
-// outcome for its name, so whichever of the two saw the disk last is right.
+// The rules for file names, which every backend and every route follows.
+import { InvalidNameError } from '../../errors.js'
 
-/** Index of the first name in `sorted` that is not before `name`. */
-function lowerBound (sorted: readonly string[], name: string): number {
-  let low = 0
-  let high = sorted.length
-  while (low < high) {
-    const middle = (low + high) >>> 1
-    if ((sorted[middle] as string) < name) low = middle + 1
-    else high = middle
+/** Longest name, in UTF-8 bytes (S3's key limit). */
+export const MAX_NAME_BYTES = 1024
+/** Longest segment, in UTF-8 bytes (a common file name limit). */
+export const MAX_SEGMENT_BYTES = 255
+
+// C0 and C1 controls, DEL, and the backslash, which some clients and file
+// systems read as a separator.
+// eslint-disable-next-line no-control-regex
+const FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\\]/
+
+function nameProblem (name: string): string | null {
+  if (name === '') return 'the name is empty'
+  if (!name.isWellFormed()) return 'the name is not valid UTF-8'
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) return `the name is longer than ${MAX_NAME_BYTES} bytes`
+  if (FORBIDDEN.test(name)) return 'the name contains a control character or a backslash'
+  for (const segment of name.split('/')) {
+    if (segment === '') return 'the name has an empty segment (a leading, trailing or doubled "/")'
+    if (segment === '.' || segment === '..') return 'the name has a "." or ".." segment'
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) return `a segment of the name is longer than ${MAX_SEGMENT_BYTES} bytes`
   }
-  return low
+  return null
 }
 
-interface Change {
-  present: boolean
-  name: string
+/**
+ * Checks a file name: one or more `/`-separated segments of valid UTF-8,
+ * none empty, `.` or `..`, without control characters or backslashes.
+ * Returns the name, or throws `InvalidNameError` (400) saying why it is
+ * refused. Names are never used as paths; these rules keep them
+ * unambiguous for every backend and every client that turns them into one.
+ */
+export function checkName (name: string): string {
+  const problem = nameProblem(name)
+  if (problem !== null) throw new InvalidNameError(problem)
+  return name
 }
 
-export class OwnerNames {
-  #sorted: string[] = []
-  /** Told of every change in the number of names held, while the index counts this owner. */
-  onResize: ((delta: number) => void) | null = null
-  /** Settles when the names are loaded; null before the first load and after a failed one. */
-  #loaded: Promise<void> | null = null
-  /** Changes seen while loading; null otherwise. */
-  #pending: Change[] | null = null
-
-  async load (read: () => Promise<string[]>): Promise<void> {
-    this.#loaded ??= this.#load(read)
-    await this.#loaded
-  }
-
-  async #load (read: () => Promise<string[]>): Promise<void> {
-    this.#pending = []
-    try {
-      // Sorted by UTF-16 code units, the order in which `<` compares strings.
-      this.#sorted = (await read()).sort()
-      this.onResize?.(this.#sorted.length)
-      for (const change of this.#pending) this.#apply(change)
-    } catch (error) {
-      this.#loaded = null
-      throw error
-    } finally {
-      this.#pending = null
-    }
-  }
-
-  /** Records that `name` now exists (`present`) or no longer does. */
-  change (change: Change): void {
-    if (this.#pending !== null) this.#pending.push(change)
-    else if (this.#loaded !== null) this.#apply(change)
-  }
-
-  /** Names held. */
-  get size (): number {
-    return this.#sorted.length
-  }
-
-  /** Up to `count` names after `after` (from the first when null). */
-  after (after: string | null, count: number): string[] {
-    // The first name past `after` is the first one not before `after` + U+0000.
-    const start = after === null ? 0 : lowerBound(this.#sorted, after + '\0')
-    return this.#sorted.slice(start, start + count)
-  }
-
-  #apply ({ present, name }: Change): void {
-    const at = lowerBound(this.#sorted, name)
-    const found = this.#sorted[at] === name
-    if (present && !found) {
-      this.#sorted.splice(at, 0, name)
-      this.onResize?.(1)
-    }
-    if (!present && found) {
-      this.#sorted.splice(at, 1)
-      this.onResize?.(-1)
-    }
-  }
-}
-
-/** The sorted names of the owners that listed their files lately. */
-export class NameIndex {
-  readonly #owners = new Map<string, OwnerNames>()
-  readonly #maxNames: number
-  /** Names held, plus one per owner. */
-  #total = 0
-
-  /**
-   * Keeps about `maxNames` names (an owner counts one more), dropping the
-   * owners listed least recently; the owner listed last is always kept,
-   * however many names it has.
-   */
-  constructor (maxNames: number) {
-    this.#maxNames = maxNames
-  }
-
-  /** The names of `owner`, loaded with `read` (every name it has, in any order) unless they are in memory. */
-  async of (owner: string, read: () => Promise<string[]>): Promise<OwnerNames> {
-    let names = this.#owners.get(owner)
-    if (names === undefined) {
-      names = new OwnerNames()
-      names.onResize = (delta) => { this.#total += delta }
-      this.#total += 1
-    } else {
-      // Most recently listed last.
-      this.#owners.delete(owner)
-    }
-    this.#owners.set(owner, names)
-    await names.load(read)
-    this.#trim(owner)
-    return names
-  }
-
-  /** Tells the index that `owner` now has a file named `name` (`present`), or no longer has one. */
-  change (owner: string, name: string, present: boolean): void {
-    this.#owners.get(owner)?.change({ present, name })
-  }
-
-  /** Drops the owners listed least recently until the total is within the limit, `keep` aside. */
-  #trim (keep: string): void {
-    for (const [owner, names] of this.#owners) {
-      if (this.#total <= this.#maxNames) break
-      if (owner === keep) continue
-      this.#owners.delete(owner)
-      names.onResize = null
-      this.#total -= names.size + 1
-    }
-  }
+/** True when `name` follows the rules (`checkName` would return it). */
+export function isValidName (name: string): boolean {
+  return nameProblem(name) === null
 }

@@ -1,108 +1,104 @@
+// The contract between the routes and a storage backend.
 import type { Readable } from 'node:stream'
+import type { ByteRange } from 'upfront/http'
+import type { Preconditions } from './preconditions.js'
 
-/** What the service keeps about one stored file. */
-export interface FileMeta {
-  /** The file's name as the client gave it (validated, `/`-separated segments). */
+export type { ByteRange } from 'upfront/http'
+
+/** A stored file: what the service keeps and tells about one version of one name. */
+export interface StoredFile {
+  /** The file's name as the client gave it (checked with `checkName`). */
   name: string
   /** Principal that owns the file; nobody else can see it. */
   owner: string
+  /** Bytes. */
   size: number
   /** Lower-case hex SHA-256 of the content. */
   sha256: string
   contentType: string
   /** Strong entity tag, quoted: `"<sha256 hex>"`. */
   etag: string
-  /** ISO 8601 time of the commit. */
+  /** ISO 8601 time of the commit (the file's last modification). */
   createdAt: string
 }
 
-/** Size and digests of the bytes written to a pending upload. */
-export interface WrittenBody {
+/** A stored file and its content (or a range of it). */
+export interface FileContent {
+  file: StoredFile
+  /** Holds the file open until it ends or is destroyed. */
+  stream: Readable
+}
+
+/** Size and digests of the bytes written to an upload. */
+export interface Written {
+  /** Bytes. */
   size: number
   sha256: Buffer
   /** Only when `begin` was asked for it (`md5: true`): MD5 costs as much CPU as SHA-256. */
   md5: Buffer | null
 }
 
-/** Preconditions checked atomically with the commit. */
-export interface CommitConditions {
-  /** `If-None-Match: *`: fail if the name exists. */
-  ifNoneMatch?: boolean
-  /** `If-Match`: fail unless the current etag is one of these (`*` means any existing file). */
-  ifMatch?: readonly string[]
-}
-
-export interface PendingUpload {
+export interface Upload {
   /**
-   * Streams `source` into temporary storage, hashing as it goes. Rejects
-   * with a 413 error (code `UPFRONT_UPLOAD_TOO_LARGE`) as soon as more than
-   * `maxBytes` arrive, with a 507 error (code `UPFRONT_INSUFFICIENT_STORAGE`)
-   * when the storage is full, and with the source's own error if it fails;
-   * in every case the temporary data is already gone. `source` is never
-   * destroyed: after a rejection it is left paused, for the caller to drain
-   * or to close.
+   * Streams `source` to its end into temporary storage, counting and
+   * hashing as it goes. Rejects with `InsufficientStorageError` (507) when
+   * the storage is full, and with the source's own error if it fails (a
+   * body limit passed, a client gone); in every case the temporary data is
+   * already gone. `source` is never destroyed: after a rejection it is left
+   * paused, for the caller to drain or to close. Limits on the number of
+   * bytes are not storage's: the caller hands a source that is held to them.
    */
-  write: (source: Readable) => Promise<WrittenBody>
+  write: (source: Readable) => Promise<Written>
   /**
    * Makes the written bytes visible under the name, atomically and
    * durably (data and metadata on stable storage before it resolves).
-   * Rejects with a 412 error (code `UPFRONT_PRECONDITION_FAILED`) when
-   * `conditions` do not hold at that moment, or a 507 error when the
+   * Rejects with `PreconditionFailedError` (412) when `preconditions` do
+   * not hold at that moment, or `InsufficientStorageError` (507) when the
    * storage is full, leaving nothing behind; the upload is then dropped.
    */
-  commit: (conditions?: CommitConditions) => Promise<FileMeta>
+  commit: (preconditions?: Preconditions) => Promise<StoredFile>
   /** Drops whatever was written. Safe to call more than once and after commit (no-op then). */
   abort: () => Promise<void>
 }
 
 export interface BeginOptions {
   contentType: string
-  /** The most bytes `write` accepts. */
-  maxBytes: number
   /** Also compute the MD5 of the body (to check a `Content-MD5`). */
   md5?: boolean
 }
 
-export interface ByteRange {
-  /** First byte, inclusive. */
-  start: number
-  /** Last byte, inclusive. */
-  end: number
-}
-
-export interface StoredFile {
-  meta: FileMeta
-  /** The content, or the requested range of it. It holds the file open until it ends or is destroyed. */
-  stream: Readable
-}
-
 export interface ListOptions {
+  /** Most files on the page, 1 or more. */
   limit: number
-  /** Opaque cursor from a previous page's `nextCursor`. */
+  /** A previous page's `nextCursor`, as it was given. */
   cursor?: string
 }
 
-export interface FileList {
-  files: FileMeta[]
-  /** Cursor for the next page, or null on the last page. */
+export interface FilePage {
+  /** In name order (by UTF-16 code units). */
+  files: StoredFile[]
+  /** Opaque cursor of the next page, or null on the last page. */
   nextCursor: string | null
 }
 
 /**
- * Storage backend. Every operation is scoped to an owner: a name that
- * another owner stored is simply absent. Names are validated by the
- * routes before they reach a backend, and a backend never uses a name as a
- * raw path.
+ * A storage backend. Every operation is scoped to an owner: a name that
+ * another owner stored is simply absent. Names reach a backend checked
+ * (`checkName`), and a backend never uses one as a raw path.
  */
 export interface Storage {
-  begin: (owner: string, name: string, options: BeginOptions) => Promise<PendingUpload>
-  head: (owner: string, name: string) => Promise<FileMeta | null>
-  /** The file, or a range of it (range already validated against its size). */
-  get: (owner: string, name: string, range?: ByteRange) => Promise<StoredFile | null>
-  /** True when something was deleted. */
-  delete: (owner: string, name: string) => Promise<boolean>
-  /** The owner's files in name order. */
-  list: (owner: string, options: ListOptions) => Promise<FileList>
+  begin: (owner: string, name: string, options: BeginOptions) => Promise<Upload>
+  head: (owner: string, name: string) => Promise<StoredFile | null>
+  /** The file, or a range of it (already checked against its size). */
+  get: (owner: string, name: string, range?: ByteRange) => Promise<FileContent | null>
+  /**
+   * True when something was deleted. `preconditions` are checked
+   * atomically with the delete: `PreconditionFailedError` (412) when they
+   * do not hold, and nothing is deleted.
+   */
+  delete: (owner: string, name: string, preconditions?: Preconditions) => Promise<boolean>
+  /** A page of the owner's files. A cursor the backend did not make: `InvalidCursorError` (400). */
+  list: (owner: string, options: ListOptions) => Promise<FilePage>
   /** Bytes that can still be written, or null when the backend has no such limit. */
   freeBytes: () => Promise<number | null>
   /** Releases what the backend holds (handles, clients). */

@@ -1,8 +1,6 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
-import { constants as http2 } from 'node:http2'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ServerHttp2Stream } from 'node:http2'
 import { Socket } from 'node:net'
-import { Readable } from 'node:stream'
 import type {
   FastifyInstance,
   FastifyPluginAsync,
@@ -18,15 +16,28 @@ import {
   ExpectationFailedError,
   InvalidOptionError,
   RefusedBeforeBodyError,
-  StreamTooLargeError,
   UnsupportedMediaTypeError
 } from './errors.js'
-import { unsupportedExpectation } from './expectation.js'
-import { acceptsMediaType, compileMediaTypes, invalidMediaRange } from './media-type.js'
-import type { MediaTypeMatcher } from './media-type.js'
+import {
+  BodyWatch,
+  concludeBeforeAnswer,
+  countChunk,
+  countRefusal,
+  holdToLimit,
+  REFUSAL_REASONS,
+  ROUTE_LIMIT_SOURCE,
+  sendContinue
+} from './lib/body-watch.js'
+import type { BodyLimit, PluginContext } from './lib/body-watch.js'
+import { lingerAfterAnswer } from './lib/connection.js'
+import { unsupportedExpectation } from './lib/expectation.js'
+import { acceptsMediaType, compileMediaTypes, contentLength, isMediaRange } from './lib/http.js'
+import type { MediaTypeMatcher } from './lib/http.js'
+import { beforeFirstRead, beforeWriteHead, filterPush } from './lib/node-overrides.js'
 
 export * from './errors.js'
-export { unsupportedExpectation } from './expectation.js'
+export { unsupportedExpectation } from './lib/expectation.js'
+export { REFUSAL_REASONS } from './lib/body-watch.js'
 
 /** Pre-body checks of one route, under `config.upfront`. */
 export interface UpfrontRouteConfig {
@@ -56,16 +67,22 @@ export interface UpfrontOptions extends UpfrontRouteConfig {
    */
   drainMaxBytes?: number
   /**
-   * After a final answer on a connection that is then closed, how long the
-   * server keeps reading and discarding what the client still sends, after
-   * its own FIN, before it closes the socket: without it the client's kernel
-   * can drop the answer when a reset arrives. Default 2000 ms.
+   * After an answer on a connection that then closes: the longest time, in
+   * ms, the server goes on reading and discarding what the client still
+   * sends, after its own FIN, before it closes (nginx's `lingering_time`).
+   * Default 30000.
    */
   lingerMs?: number
+  /**
+   * The longest wait, in ms, for more bytes from a client during that time:
+   * a client that stops sending is closed after it (nginx's
+   * `lingering_timeout`). Default 5000.
+   */
+  lingerIdleMs?: number
 }
 
 export interface UpfrontStats {
-  /** Final answers (>= 400) given before the body was read, by reason. */
+  /** The plugin's refusals (by reason) and the app's answers >= 400 given before the body (by status), each counted once. */
   refused: Record<string, number>
   /** Declared body bytes that clients never sent, because they were answered before a 100. */
   unsentBytes: number
@@ -76,6 +93,22 @@ export interface UpfrontStats {
 export interface UpfrontDecorator {
   /** A snapshot of the counters since the app started. */
   readonly stats: UpfrontStats
+  /**
+   * Lowers the body limit of one request to `maxBytes` (a whole number of
+   * bytes, or Infinity); a higher value than the current limit changes
+   * nothing. `source` completes the 413's message "exceeds the N-byte
+   * limit …", such as `'that your token allows'`.
+   *
+   * Call it from a hook that runs before the body is read (an `onRequest`
+   * hook after your authentication, typically). Before the plugin's checks
+   * (its `preParsing` hook) the limit is recorded and checked with them;
+   * after, it applies at once: a declared `Content-Length` over it throws
+   * `BodyTooLargeError` (413), which the hook answers by throwing it or
+   * passing it to `done`; a body of unknown length is held to it as it
+   * arrives. Requests without a body are not affected. Throws
+   * `InvalidOptionError` for a `maxBytes` that is not a byte count.
+   */
+  limitBody: (request: FastifyRequest, maxBytes: number, source?: string) => void
   /**
    * For an answer given outside the plugin's hooks (Fastify's
    * `frameworkErrors`, say) to a request whose body will not be read:
@@ -97,71 +130,24 @@ declare module 'fastify' {
   }
 }
 
-/** Reasons under which refusals are counted, beside the HTTP status of the app's own. */
-export const REFUSAL_REASONS = {
-  expectation: 'expectation',
-  tooLarge: 'too-large',
-  mediaType: 'media-type',
-  tooLargeWhileStreaming: 'too-large-while-streaming'
-} as const
-
 const DEFAULT_DRAIN_MAX_BYTES = 256 * 1024
-const DEFAULT_LINGER_MS = 2000
+// nginx's lingering_time and lingering_timeout: a client that keeps
+// sending is read for up to 30 s in all, one that pauses for 5 s is
+// closed. Enough for a client writing a body of tens of MB at a few MB/s
+// before it reads; bounded, so a client cannot hold a socket for long.
+const DEFAULT_LINGER_MS = 30_000
+const DEFAULT_LINGER_IDLE_MS = 5_000
+const LIMIT_SET_FOR_REQUEST = 'set for this request'
 
-const kHeldBack = Symbol('upfront.heldBack')
-const kState = Symbol('upfront.state')
+const kWatch = Symbol('upfront.watch')
 const kRouteSettings = Symbol('upfront.route')
-const kLingerMs = Symbol('upfront.lingerMs')
 
 interface RouteSettings {
   readonly maxBytes: number
   readonly mediaTypes: MediaTypeMatcher | null
 }
 
-interface PluginContext {
-  readonly drainMaxBytes: number
-  readonly lingerMs: number
-  readonly refused: Record<string, number>
-  unsentBytes: number
-  continued: number
-}
-
-type RawRequest = Readable & {
-  headers: IncomingHttpHeaders
-  httpVersionMajor: number
-  httpVersionMinor: number
-  complete: boolean
-  socket: unknown
-  stream?: ServerHttp2Stream
-  [kHeldBack]?: true
-  [kState]?: BodyState
-}
-
-type RawResponse = ServerResponse
-
-type LingeringSocket = Socket & { [kLingerMs]?: number }
-
-/** What the plugin knows of one request that has a body or an Expect header. */
-class BodyState {
-  /** A 100 is owed: the client waits for it before sending the body. Cleared by the 100, the first body byte, or the answer. */
-  awaiting: boolean
-  received = 0
-  tripped = false
-  closeAfter = false
-  reason: string | null = null
-
-  constructor (
-    readonly ctx: PluginContext,
-    readonly request: FastifyRequest,
-    readonly reply: FastifyReply,
-    readonly declared: number,
-    awaiting: boolean,
-    readonly limit: number,
-    readonly socket: LingeringSocket | null
-  ) {
-    this.awaiting = awaiting
-  }
-}
+type WatchedRequest = FastifyRequest & { [kWatch]: BodyWatch | null }
 
 function checkByteCount (name: string, value: unknown, allowInfinity: boolean): number | undefined {
   if (value === undefined) return undefined
@@ -171,14 +157,15 @@ function checkByteCount (name: string, value: unknown, allowInfinity: boolean): 
   throw new InvalidOptionError(name, `expected a whole number of bytes >= 0${allowInfinity ? ' or Infinity' : ''}, got ${String(value)}`)
 }
 
-function checkMediaTypes (name: string, value: unknown): MediaTypeMatcher | null | undefined {
+function checkMediaTypes (name: string, value: unknown): MediaTypeMatcher | undefined {
   if (value === undefined) return undefined
   if (!Array.isArray(value) || value.length === 0) {
     throw new InvalidOptionError(name, 'expected a non-empty array of media types such as "image/png" or "image/*"; leave it out to accept any type')
   }
-  const invalid = invalidMediaRange(value)
-  if (invalid !== null) {
-    throw new InvalidOptionError(name, `"${invalid}" is not a media type ("type/subtype" or "type/*")`)
+  for (const entry of value) {
+    if (typeof entry !== 'string' || !isMediaRange(entry)) {
+      throw new InvalidOptionError(name, `"${String(entry)}" is not a media type ("type/subtype" or "type/*")`)
+    }
   }
   return compileMediaTypes(value as string[])
 }
@@ -196,141 +183,19 @@ function compileRoute (
   const maxBytes = checkByteCount(`config.upfront.maxBytes of ${where}`, config?.maxBytes, true) ??
     routeBodyLimit ?? defaults.maxBytes
   const mediaTypes = checkMediaTypes(`config.upfront.contentTypes of ${where}`, config?.contentTypes)
-  return { maxBytes, mediaTypes: mediaTypes === undefined ? defaults.mediaTypes : mediaTypes }
+  return { maxBytes, mediaTypes: mediaTypes ?? defaults.mediaTypes }
 }
 
-// Node's HTTP/1 and HTTP/2 parsers have already refused a malformed length.
-function declaredLength (value: string | undefined): number {
-  return value === undefined ? -1 : Number(value)
-}
-
-function bodyWithoutLength (raw: RawRequest): boolean {
-  if (raw.stream !== undefined) return !raw.stream.endAfterHeaders
+function bodyWithoutLength (raw: IncomingMessage, stream: ServerHttp2Stream | null): boolean {
+  if (stream !== null) return !stream.endAfterHeaders
   return raw.headers['transfer-encoding'] !== undefined
 }
 
-/**
- * Undoes a per-request override by assignment, never with `delete`: a
- * deleted property turns a V8 object into a slow dictionary, and every later
- * request then pays for it in Node's and Fastify's hot paths.
- */
-function restoreFromPrototype<T extends object> (target: T, key: keyof T): void {
-  target[key] = (Object.getPrototypeOf(target) as T)[key]
-}
-
-/** The first read of the body is the moment to send the 100. */
-function sendContinue (state: BodyState, raw: RawRequest): void {
-  if (!state.awaiting) return
-  state.awaiting = false
-  // RFC 9110 §10.1.1: no 100 is needed once body bytes came without one.
-  if (raw.readableLength > 0) return
-  state.reply.raw.writeContinue()
-  state.ctx.continued++
-}
-
-/** Replaces `push` while the body arrives: counts it and enforces the limit on bodies of unknown length. */
-function countingPush (this: RawRequest, chunk: unknown, encoding?: BufferEncoding): boolean {
-  const state = this[kState] as BodyState
-  // Past the limit, what still arrives is read only to be discarded, and
-  // the body never ends normally: its reader gets the limit error.
-  if (state.tripped) return true
-  if (chunk !== null) {
-    // A client that sends its body without waiting needs no 100 any more
-    // (RFC 9110 §10.1.1), and is no longer held back.
-    state.awaiting = false
-    state.received += (chunk as Buffer).length
-    if (state.received > state.limit) {
-      tripLimit(this, state)
-      return false
-    }
-  }
-  return Readable.prototype.push.call(this, chunk, encoding)
-}
-
-function destroyKeepingConnection (error: Error | null, callback: (error: Error | null) => void): void {
-  callback(error)
-}
-
-function tripLimit (raw: RawRequest, state: BodyState): void {
-  state.tripped = true
-  state.closeAfter = true
-  state.reason = REFUSAL_REASONS.tooLargeWhileStreaming
-  if (raw.listenerCount('error') > 0) failConsumer(raw, state)
-  // Nobody reads yet: a consumer that starts later gets the error then.
-  else raw._read = failOnRead
-}
-
-function failOnRead (this: RawRequest, size: number): void {
-  restoreFromPrototype(this, '_read')
-  if (this.listenerCount('error') > 0) failConsumer(this, this[kState] as BodyState)
-  // Node discarding the unread body after the answer: let it flow away.
-  else this._read(size)
-}
-
-function failConsumer (raw: RawRequest, state: BodyState): void {
-  // The consumer's stream errors so that storage can abort, but the socket
-  // stays up: it still has to carry the 413.
-  raw._destroy = destroyKeepingConnection
-  raw.destroy(new StreamTooLargeError(state.limit))
-}
-
-function concludeBeforeAnswer (state: BodyState, res: RawResponse, statusCode: number): void {
-  const { ctx, request } = state
-  const raw = request.raw as unknown as RawRequest
-  // Still waiting for its 100, unless body bytes came anyway.
-  const beforeBody = state.awaiting && raw.readableLength === 0
-  state.awaiting = false
-  // Saturates rather than lose integer precision past 2^53 (8 PiB).
-  if (beforeBody && state.declared > 0) ctx.unsentBytes = Math.min(ctx.unsentBytes + state.declared, Number.MAX_SAFE_INTEGER)
-
-  if (statusCode >= 400 && (beforeBody || state.reason !== null)) {
-    const reason = state.reason ?? String(statusCode)
-    ctx.refused[reason] = (ctx.refused[reason] ?? 0) + 1
-    request.log.info({
-      upfront: { reason, statusCode, declaredBytes: state.declared, receivedBytes: state.received }
-    }, state.tripped ? 'request body passed the limit and was refused' : 'request refused before its body was read')
-  }
-
-  if (state.socket !== null) {
-    // What is left of an unread body: bytes are only counted where the
-    // request is watched (see admitRequest); elsewhere the whole declared
-    // length is taken as the remainder, which keeps the drain bounded.
-    if (state.closeAfter || beforeBody || (!raw.complete &&
-      (state.declared < 0 || state.declared - state.received > ctx.drainMaxBytes))) {
-      res.setHeader('connection', 'close')
-      armLingeringClose(state.socket, ctx.lingerMs)
-    }
-  } else if (raw.stream !== undefined && !raw.complete) {
-    // HTTP/2: once the answer is complete, tell the client to stop sending
-    // (RFC 9113 §8.1, RST_STREAM with NO_ERROR).
-    const stream = raw.stream
-    res.once('finish', () => { stream.close(http2.NGHTTP2_NO_ERROR) })
-  }
-}
-
-function armLingeringClose (socket: LingeringSocket, lingerMs: number): void {
-  socket[kLingerMs] = lingerMs
-  socket.destroySoon = lingeringClose
-}
-
-/**
- * Node ends a `Connection: close` exchange with `destroySoon()`: FIN, then
- * destroy as soon as the answer is written. If the client is still sending,
- * its kernel answers the destroyed socket's unread data with a reset and may
- * throw away the answer it had not read yet. So: FIN, keep reading and
- * discarding for a bounded time, then close (RFC 9112 §9.6).
- */
-function lingeringClose (this: LingeringSocket): void {
-  restoreFromPrototype(this, 'destroySoon')
-  const timer = setTimeout(destroySocket, this[kLingerMs], this)
-  timer.unref()
-  this.once('close', () => { clearTimeout(timer) })
-  this.end()
-  this.resume()
-}
-
-function destroySocket (socket: Socket): void {
-  socket.destroy()
+/** The lower of two limits; null when neither is set. */
+function lowest (a: BodyLimit | null, b: BodyLimit | null): BodyLimit | null {
+  if (a === null) return b
+  if (b === null) return a
+  return b.maxBytes < a.maxBytes ? b : a
 }
 
 const installedOn = new WeakSet<object>()
@@ -350,7 +215,10 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
   const authRefusal = opts.authRefusal === 'expectation-failed'
   const ctx: PluginContext = {
     drainMaxBytes: checkByteCount('drainMaxBytes', opts.drainMaxBytes, false) ?? DEFAULT_DRAIN_MAX_BYTES,
-    lingerMs: checkByteCount('lingerMs', opts.lingerMs, false) ?? DEFAULT_LINGER_MS,
+    linger: {
+      totalMs: checkByteCount('lingerMs', opts.lingerMs, false) ?? DEFAULT_LINGER_MS,
+      idleMs: checkByteCount('lingerIdleMs', opts.lingerIdleMs, false) ?? DEFAULT_LINGER_IDLE_MS
+    },
     refused: {},
     unsentBytes: 0,
     continued: 0
@@ -363,8 +231,9 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
   // With a listener on these events Node neither sends its automatic
   // 100 Continue nor its bare 417: the request is routed like any other,
   // and the plugin decides.
+  const heldBack = new WeakSet<IncomingMessage>()
   const routeHeldBack = (req: IncomingMessage, res: ServerResponse): void => {
-    (req as unknown as RawRequest)[kHeldBack] = true
+    heldBack.add(req)
     fastify.routing(req, res)
   }
   server.on('checkContinue', routeHeldBack)
@@ -376,16 +245,36 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     done()
   })
 
+  fastify.decorateRequest(kWatch, null)
+  const watchOf = (request: FastifyRequest): BodyWatch | null => (request as WatchedRequest)[kWatch]
+
   fastify.decorate('upfront', {
     get stats (): UpfrontStats {
       return { refused: { ...ctx.refused }, unsentBytes: ctx.unsentBytes, continued: ctx.continued }
+    },
+    limitBody (request: FastifyRequest, maxBytes: number, source: string = LIMIT_SET_FOR_REQUEST): void {
+      const bytes = checkByteCount('limitBody(maxBytes)', maxBytes, true) as number
+      const watch = watchOf(request)
+      if (watch === null || (watch.lowered !== null && watch.lowered.maxBytes <= bytes)) return
+      const limit = { maxBytes: bytes, source }
+      watch.lowered = limit
+      if (!watch.checked || request.is404) return
+      // The checks have run: the new limit applies at once.
+      if (watch.declared !== null) {
+        if (watch.declared > bytes) {
+          countRefusal(watch, REFUSAL_REASONS.tooLarge, 413)
+          throw new BodyTooLargeError(watch.declared, bytes, source)
+        }
+      } else if (watch.streamLimit === null || bytes < watch.streamLimit.maxBytes) {
+        holdToLimit(watch, limit)
+      }
     },
     closeAfterAnswer (reply: FastifyReply): void {
       const socket = reply.raw.socket
       // Too late once the head is out; and HTTP/2 closes streams, not connections.
       if (reply.raw.headersSent || reply.request.raw.httpVersionMajor !== 1 || !(socket instanceof Socket)) return
       reply.header('connection', 'close')
-      armLingeringClose(socket as LingeringSocket, ctx.lingerMs)
+      lingerAfterAnswer(socket, ctx.linger)
     }
   })
 
@@ -410,99 +299,117 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
     return settings
   }
 
+  // First, from the request's head alone: the expectation (417), and
+  // the watch on a body still to come.
   fastify.addHook('onRequest', function admitRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    const raw = request.raw as unknown as RawRequest
+    const raw = request.raw
     const headers = raw.headers
     const expect = headers.expect
-    const declared = declaredLength(headers['content-length'])
-    const hasBody = declared > 0 || (declared === -1 && bodyWithoutLength(raw))
+    const declared = contentLength(headers)
+    const stream = (raw as { stream?: ServerHttp2Stream }).stream ?? null
+    const hasBody = declared !== null ? declared > 0 : bodyWithoutLength(raw, stream)
     if (!hasBody && expect === undefined) {
       done()
       return
     }
-
     const unsupported = expect === undefined ? null : unsupportedExpectation(expect)
     if (!hasBody && unsupported === null) {
       done()
       return
     }
-    const awaiting = expect !== undefined && unsupported === null && raw[kHeldBack] === true &&
+    const awaiting = expect !== undefined && unsupported === null && heldBack.has(raw) &&
       (raw.httpVersionMajor > 1 || raw.httpVersionMinor >= 1)
-    const is404 = request.is404
-    if (is404 && hasBody) {
+    if (request.is404 && hasBody) {
       // Fastify parses a body before it calls the 404 handler: shown as
       // bodiless, the request goes straight to the handler, whose answer
       // then comes before the body.
       request.headers = NO_BODY
     }
+    const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
+    const watch = new BodyWatch(ctx, request, reply, declared, awaiting, socket, stream)
+    ;(request as WatchedRequest)[kWatch] = watch
 
-    let refusal: Error | null = null
-    let reason: string | null = null
-    let streamingLimit = Infinity
     if (unsupported !== null) {
-      refusal = new ExpectationFailedError(JSON.stringify(unsupported))
-      reason = REFUSAL_REASONS.expectation
-    } else if (hasBody && !is404) {
-      const route = routeSettingsOf(request)
-      if (route !== null) {
-        const contentType = headers['content-type']
-        if (declared > route.maxBytes) {
-          refusal = new BodyTooLargeError(declared, route.maxBytes)
-          reason = REFUSAL_REASONS.tooLarge
-        } else if (route.mediaTypes !== null && !acceptsMediaType(route.mediaTypes, contentType)) {
-          refusal = new UnsupportedMediaTypeError(contentType === undefined ? '(none)' : JSON.stringify(contentType), route.mediaTypes.description)
-          reason = REFUSAL_REASONS.mediaType
-        }
-        // A declared length was checked just above; only a body of unknown
-        // length is counted against the limit as it arrives.
-        if (declared === -1) streamingLimit = route.maxBytes
-      }
+      watch.closeAfter = true
+      beforeWriteHead(reply.raw, (statusCode) => { concludeBeforeAnswer(watch, reply.raw, statusCode) })
+      countRefusal(watch, REFUSAL_REASONS.expectation, 417)
+      done(new ExpectationFailedError(JSON.stringify(unsupported)))
+      return
     }
-
-    // A plain upload, small enough to drain if it goes unread: Node's own
-    // handling is already right, and its objects are left as they are.
-    if (refusal === null && !awaiting && declared >= 0 && declared <= ctx.drainMaxBytes) {
+    // A plain HTTP/1 upload, small enough to drain if it goes unread:
+    // Node's own handling is already right, and its objects are left as
+    // they are.
+    if (!awaiting && declared !== null && declared <= ctx.drainMaxBytes && stream === null) {
       done()
       return
     }
+    // Closures carry the watch to the replacements: no property is added
+    // to Node's objects, which would give them another shape.
+    beforeWriteHead(reply.raw, (statusCode) => { concludeBeforeAnswer(watch, reply.raw, statusCode) })
+    if (awaiting) beforeFirstRead(raw, () => { sendContinue(watch) })
+    // A declared length is enforced by Node's parser; a body of unknown
+    // length is counted as it arrives.
+    if (declared === null) filterPush(raw, (chunk) => countChunk(watch, chunk))
+    done()
+  })
 
-    const socket = raw.httpVersionMajor === 1 && raw.socket instanceof Socket ? raw.socket : null
-    const state = new BodyState(ctx, request, reply, declared, awaiting, streamingLimit, socket)
-    state.reason = reason
-    state.closeAfter = unsupported !== null
-    // As few properties as possible are added to Node's objects: every
-    // added one gives them another shape, which Node's hot paths then meet.
-    // Closures carry the state to the two overrides instead.
-    reply.raw.writeHead = function writeHeadOnce (this: RawResponse, ...args: unknown[]): ServerResponse {
-      restoreFromPrototype(this, 'writeHead')
-      concludeBeforeAnswer(state, this, args[0] as number)
-      return (this.writeHead as (...a: unknown[]) => ServerResponse)(...args)
-    } as RawResponse['writeHead']
-    if (awaiting) {
-      raw._read = function readWithContinue (this: RawRequest, size: number): void {
-        restoreFromPrototype(this, '_read')
-        sendContinue(state, this)
-        this._read(size)
-      }
+  // Then, once every onRequest hook has run (authentication among them:
+  // who before how big), the route's limit and media types. Still before
+  // the body: content-type parsers read it after preParsing.
+  fastify.addHook('preParsing', function checkBody (request, _reply, payload, done) {
+    const watch = watchOf(request)
+    if (watch === null || watch.checked) {
+      done(null, payload)
+      return
     }
-    // Only a body of unknown length is counted as it arrives.
-    if (declared === -1) raw.push = countingPush
-    if (declared === -1 || authRefusal) raw[kState] = state
-    if (refusal === null) done()
-    else done(refusal)
+    watch.checked = true
+    if (request.is404) {
+      done(null, payload)
+      return
+    }
+    const route = routeSettingsOf(request)
+    const limit = lowest(route === null ? null : { maxBytes: route.maxBytes, source: ROUTE_LIMIT_SOURCE }, watch.lowered)
+    if (limit !== null && watch.declared !== null && watch.declared > limit.maxBytes) {
+      countRefusal(watch, REFUSAL_REASONS.tooLarge, 413)
+      done(new BodyTooLargeError(watch.declared, limit.maxBytes, limit.source))
+      return
+    }
+    const contentType = request.headers['content-type']
+    if (route?.mediaTypes != null && !acceptsMediaType(route.mediaTypes, contentType)) {
+      countRefusal(watch, REFUSAL_REASONS.mediaType, 415)
+      done(new UnsupportedMediaTypeError(contentType === undefined ? '(none)' : JSON.stringify(contentType), route.mediaTypes.description))
+      return
+    }
+    if (limit !== null && watch.declared === null) holdToLimit(watch, limit)
+    done(null, payload)
+  })
+
+  // A body that passed its limit ends in the 413, whoever was reading it:
+  // a form parser, a pipeline, storage or the app may have turned the
+  // stream's error into an answer of their own.
+  fastify.addHook('onSend', function answerLimitPassed (request, reply, payload, done) {
+    const tripped = watchOf(request)?.tripped
+    if (tripped == null || reply.statusCode === 413) {
+      done(null, payload)
+      return
+    }
+    const { code, message } = tripped as Error & { code: string }
+    reply.code(413).header('content-type', 'application/json; charset=utf-8')
+    done(null, JSON.stringify({ statusCode: 413, code, error: 'Payload Too Large', message }))
   })
 
   if (authRefusal) {
     fastify.addHook('onSend', function refuseAuthBeforeBody (request, reply, payload, done) {
-      const state = (request.raw as unknown as RawRequest)[kState]
+      const watch = watchOf(request)
       const status = reply.statusCode
-      if (state?.awaiting !== true || (status !== 401 && status !== 403)) {
+      if (watch?.awaiting !== true || (status !== 401 && status !== 403)) {
         done(null, payload)
         return
       }
-      state.reason = String(status)
       const error = new RefusedBeforeBodyError(status, status === 401 ? 'Unauthorized' : 'Forbidden')
       reply.code(417).header('content-type', 'application/json; charset=utf-8')
+      // Counted under the app's own status, not the 417 it became.
+      countRefusal(watch, String(status), status)
       done(null, JSON.stringify({ statusCode: 417, code: error.code, error: 'Expectation Failed', message: error.message }))
     })
   }
@@ -511,3 +418,6 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
 /** The expectation validator: lazy `100 Continue` and pre-body checks for every route. */
 export const upfront = fp(upfrontPlugin, { name: 'upfront', fastify: '5.x' })
 export default upfront
+// CommonJS: `require('upfront')` (Node >= 20.19) returns the plugin itself,
+// which also carries itself as `.default` and `.upfront`.
+export { upfront as 'module.exports' }

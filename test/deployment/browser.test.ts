@@ -92,7 +92,7 @@ t.test('a page on a listed origin uses the API, refusals included; a page on ano
   t.equal(presigned.status, 201, 'a presigned PUT needs no token')
   const overGrant = await fetchFrom(page, `${base}${path}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, bytes: 700_000 })
   t.equal(overGrant.status, 413)
-  t.match(overGrant.body, { code: 'UPFRONT_BODY_TOO_LARGE', message: /600000 bytes this presigned URL allows/ })
+  t.match(overGrant.body, { code: 'UPFRONT_BODY_TOO_LARGE', message: /600000-byte limit that this presigned URL allows/ })
 
   await page.goto(other)
   const foreign = await fetchFrom(page, `${base}/files`, { headers: auth })

@@ -1,8 +1,8 @@
 import Fastify from 'fastify'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
-import upfront from '../../plugins/upfront/index.js'
-import type { UpfrontOptions } from '../../plugins/upfront/index.js'
+import upfront from 'upfront'
+import type { UpfrontOptions } from 'upfront'
 
 export interface TestApp {
   app: FastifyInstance

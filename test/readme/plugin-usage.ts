@@ -1,5 +1,5 @@
 import Fastify from 'fastify'
-import upfront from '../../plugins/upfront/index.js'
+import upfront from 'upfront'
 
 const app = Fastify()
 

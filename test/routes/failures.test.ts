@@ -4,8 +4,8 @@ import { Readable } from 'node:stream'
 import t from 'tap'
 import { buildApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
-import { DiskStorage } from '../../plugins/storage/disk.js'
-import type { ByteRange, Storage, StoredFile } from '../../plugins/storage/types.js'
+import { DiskStorage } from '../../plugins/storage/disk/index.js'
+import type { ByteRange, FileContent, Storage } from '../../plugins/storage/types.js'
 import { exchange, json } from '../helpers/wire.js'
 import { bearer, PRESIGN_SECRET, scratch, startService, TOKENS } from '../helpers/service.js'
 
@@ -44,12 +44,12 @@ function changing (disk: DiskStorage): Storage & { times: number, deletes: boole
     freeBytes: disk.freeBytes.bind(disk),
     close: disk.close.bind(disk)
   }
-  storage.get = async (owner: string, name: string, range?: ByteRange): Promise<StoredFile | null> => {
+  storage.get = async (owner: string, name: string, range?: ByteRange): Promise<FileContent | null> => {
     if (storage.deletes) {
       await disk.delete(owner, name)
     } else if (changes < storage.times) {
       changes++
-      const upload = await disk.begin(owner, name, { contentType: 'text/plain', maxBytes: 100 })
+      const upload = await disk.begin(owner, name, { contentType: 'text/plain' })
       await upload.write(Readable.from([Buffer.from(`version ${changes + 1}`)]))
       await upload.commit()
     }

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { createSigner } from 'fast-jwt'
-import { signUpload } from '../../plugins/auth.js'
+import { signUpload } from '../../plugins/auth/index.js'
 import { exchange, json } from '../helpers/wire.js'
 import { bearer, JWT_SECRET, PRESIGN_SECRET, scratch, startService, TOKENS } from '../helpers/service.js'
 
@@ -76,7 +76,7 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
     stopOnAnswer: false
   })
   t.equal(refused.status, 413)
-  t.match(json(refused), { code: 'UPFRONT_UPLOAD_TOO_LARGE', message: 'Upload exceeds the 1048576-byte limit and was not stored; send a smaller file' })
+  t.match(json(refused), { code: 'UPFRONT_BODY_TOO_LARGE', message: 'A file of the form exceeds the 1048576-byte limit of this route; send a smaller body' })
   t.equal(files().length, stored, 'nothing from the refused request is kept, no temporary file either')
   const fine = await exchange(port, { head: ['GET /files/fine.bin HTTP/1.1', 'Host: x', bearer('alice')].join('\r\n') })
   t.equal(fine.status, 404)
@@ -112,9 +112,9 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
   t.equal(empty.status, 400)
   t.match(json(empty), { code: 'UPFRONT_NO_FILES' })
 
-  for (const [what, parts] of [
-    ['a ".." file name', [{ name: 'file', filename: '..', data: Buffer.from('x') }]],
-    ['the same name twice', [{ name: 'f', filename: 'same', data: Buffer.from('1') }, { name: 'f', filename: 'same', data: Buffer.from('2') }]]
+  for (const [what, code, parts] of [
+    ['a ".." file name', 'UPFRONT_INVALID_NAME', [{ name: 'file', filename: '..', data: Buffer.from('x') }]],
+    ['the same name twice', 'UPFRONT_DUPLICATE_FILE', [{ name: 'f', filename: 'same', data: Buffer.from('1') }, { name: 'f', filename: 'same', data: Buffer.from('2') }]]
   ] as const) {
     const bad = form([...parts])
     const result = await exchange(port, {
@@ -123,7 +123,7 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
       send: 'now'
     })
     t.equal(result.status, 400, what)
-    t.match(json(result), { code: 'UPFRONT_INVALID_NAME' })
+    t.match(json(result), { code })
   }
   t.equal(files().length, stored)
 
@@ -181,7 +181,7 @@ t.test('multipart POST: several files, streamed, all or nothing', async (t) => {
     send: 'now'
   })
   t.equal(protoAnswer.status, 400, 'a field named __proto__')
-  t.match(json(protoAnswer), { code: 'UPFRONT_INVALID_FORM', message: /^The multipart form cannot be read \(a field is named __proto__\)/ })
+  t.match(json(protoAnswer), { code: 'UPFRONT_INVALID_FORM', message: /^The multipart form cannot be read \(a field is named __proto__, which is not allowed; rename it\)/ })
   const jsonField = form([{ name: 'f', filename: 'j', data: Buffer.from('x') }, { name: 'meta', type: 'application/json', data: Buffer.from('{bad') }])
   const jsonAnswer = await exchange(port, {
     head: ['POST /files HTTP/1.1', 'Host: x', bearer('alice'), 'Content-Type: multipart/form-data; boundary=upfront-boundary', `Content-Length: ${jsonField.length}`].join('\r\n'),

@@ -271,7 +271,7 @@ t.test('a client that sent its body without waiting gets no 100 at the first rea
 
 t.test('an unknown route answers before the body even where Fastify would parse it', async (t) => {
   const app = (await import('fastify')).default()
-  await app.register((await import('../../../plugins/upfront/index.js')).default)
+  await app.register((await import('upfront')).default)
   const seen: Array<string | undefined> = []
   app.setNotFoundHandler(async (request, reply) => {
     seen.push(request.headers['content-type'])

@@ -163,7 +163,7 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
     statusCode: 413,
     code: 'UPFRONT_BODY_TOO_LARGE',
     error: 'Payload Too Large',
-    message: 'Request body exceeds the 200000-byte limit of this route; send a smaller body'
+    message: 'The request body exceeds the 200000-byte limit of this route; send a smaller body'
   })
   t.ok(result.closedByServer, 'closed')
   t.notOk(result.reset, 'not reset: the client still sending got its answer')

@@ -1,8 +1,8 @@
 // Options checked at register, the 417-for-auth option, counters.
 import Fastify from 'fastify'
 import t from 'tap'
-import upfront, { unsupportedExpectation } from '../../../plugins/upfront/index.js'
-import type { UpfrontOptions } from '../../../plugins/upfront/index.js'
+import upfront, { unsupportedExpectation } from 'upfront'
+import type { UpfrontOptions } from 'upfront'
 import { countBody, startApp } from '../../helpers/app.js'
 import { exchange, json } from '../../helpers/wire.js'
 

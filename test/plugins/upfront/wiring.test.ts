@@ -12,7 +12,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import upfront from '../../../plugins/upfront/index.js'
+import upfront from 'upfront'
 import { startApp } from '../../helpers/app.js'
 import { exchange, json } from '../../helpers/wire.js'
 

@@ -1,0 +1,148 @@
+// The servers of the service suite, each a process on the server core with
+// bench/service/gc-probe.ts preloaded: the service as it ships (the only
+// place that knows where it is: dist/server.js), and the bare node:http
+// servers (service/bare-server.ts).
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { repoRoot, track } from '../lib/proc.js'
+import type { BareMode, Bench } from './context.js'
+import type { GcTotals } from './gc-probe.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const gcProbe = ['--import', pathToFileURL(join(here, 'gc-probe.js')).href]
+
+/** The service, and the flags `npm start` and the Dockerfile run it with. */
+export const SERVICE_SCRIPT = 'dist/server.js'
+export const SHIPPED_NODE_ARGS = ['--initial-old-space-size=128']
+const TOKEN = 'bench-uploads-token-0123456789'
+export const AUTH = `Bearer ${TOKEN}`
+
+export interface Server {
+  label: string
+  port: number
+  pid: number
+  child: ChildProcess
+  /** Where it stores what it receives. */
+  dir: string
+  log: string | null
+  /** Where gc-probe keeps its totals. */
+  gcFile: string
+}
+
+const NO_GC: GcTotals = { major: { count: 0, ms: 0 }, minor: { count: 0, ms: 0 }, other: { count: 0, ms: 0 } }
+export function gcOf (server: Server): GcTotals {
+  try {
+    return JSON.parse(readFileSync(server.gcFile, 'utf8')) as GcTotals
+  } catch {
+    return NO_GC
+  }
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const { port } = server.address() as AddressInfo
+  await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  return port
+}
+
+export function tail (path: string | null, lines = 20): string {
+  if (path === null) return ''
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+/** A fresh service process with its own empty storage directory, configured by environment variables. */
+export async function startService (bench: Bench, label: string): Promise<Server> {
+  const dir = join(bench.tmp, `service-${label}`)
+  mkdirSync(dir)
+  const port = await freePort()
+  const logPath = join(bench.tmp, `service-${label}.log`)
+  const logFd = openSync(logPath, 'w')
+  const gcFile = join(bench.tmp, `service-${label}.gc.json`)
+  const env: NodeJS.ProcessEnv = {
+    BENCH_GC_FILE: gcFile,
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATA_DIR: dir,
+    MAX_UPLOAD_BYTES: String(bench.plan.maxUploadBytes),
+    AUTH_TOKENS: `alice:${TOKEN}`,
+    PRESIGN_SECRET: 'bench-uploads-presign-secret-0123456789abcdef',
+    LOG_LEVEL: bench.logLevel,
+    NODE_ENV: 'production'
+  }
+  const [command, commandArgs] = bench.split.on('server', process.execPath, [...gcProbe, ...SHIPPED_NODE_ARGS, ...bench.serviceNodeArgs, join(repoRoot, SERVICE_SCRIPT)])
+  const child = track(spawn(command, commandArgs, { stdio: ['ignore', logFd, logFd], env }))
+  closeSync(logFd)
+  const server: Server = { label: `service (${label})`, port, pid: child.pid ?? 0, child, dir, log: logPath, gcFile }
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode} at start-up:\n${tail(logPath)}`)
+    try {
+      const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) })
+      if (answer.status === 200) return server
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`the service did not answer /healthz within 20 s:\n${tail(logPath)}`)
+    await sleep(100)
+  }
+}
+
+export async function startBare (bench: Pick<Bench, 'tmp' | 'split'>, mode: BareMode): Promise<Server> {
+  const dir = join(bench.tmp, `bare-${mode}`)
+  mkdirSync(dir)
+  const gcFile = join(bench.tmp, `bare-${mode}.gc.json`)
+  const [command, commandArgs] = bench.split.on('server', process.execPath, [...gcProbe, join(here, 'bare-server.js'), mode, dir])
+  const child = track(spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_GC_FILE: gcFile } }))
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`bare server ${mode} did not start`)) }, 15_000)
+    let out = ''
+    child.stdout?.on('data', (data: Buffer) => {
+      out += data.toString()
+      const match = /listening (\d+)/.exec(out)
+      if (match !== null) { clearTimeout(timer); resolve(Number(match[1])) }
+    })
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`bare server ${mode} exited with ${String(code)}`)) })
+  })
+  return { label: `bare ${mode}`, port, pid: child.pid ?? 0, child, dir, log: null, gcFile }
+}
+
+export async function stop (server: Server): Promise<void> {
+  if (server.child.exitCode !== null || server.child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => { server.child.once('exit', () => { resolve() }) })
+  server.child.kill('SIGTERM')
+  const timer = setTimeout(() => { server.child.kill('SIGKILL') }, 12_000)
+  await exited
+  clearTimeout(timer)
+}
+
+/** Sizes of the data files the service holds (`files/<owner>/<name>.<id>.data`). */
+export function storedSizes (server: Server): number[] {
+  const files = join(server.dir, 'files')
+  const sizes: number[] = []
+  for (const owner of readdirSync(files)) {
+    for (const entry of readdirSync(join(files, owner))) {
+      if (entry.endsWith('.data')) sizes.push(statSync(join(files, owner, entry)).size)
+    }
+  }
+  return sizes
+}
+
+export async function deleteStored (bench: Bench, server: Server, name: string): Promise<void> {
+  const answer = await fetch(`http://127.0.0.1:${server.port}/files/${name}`, {
+    method: 'DELETE',
+    headers: { authorization: AUTH },
+    signal: AbortSignal.timeout(30_000)
+  })
+  if (answer.status !== 204) bench.problems.push(`DELETE /files/${name} answered ${answer.status}`)
+}
