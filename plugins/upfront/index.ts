@@ -274,7 +274,7 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
       // Too late once the head is out; and HTTP/2 closes streams, not connections.
       if (reply.raw.headersSent || reply.request.raw.httpVersionMajor !== 1 || !(socket instanceof Socket)) return
       reply.header('connection', 'close')
-      lingerAfterAnswer(socket, ctx.linger)
+      lingerAfterAnswer(socket, reply.request.raw, ctx.linger)
     }
   })
 

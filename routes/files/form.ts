@@ -30,11 +30,12 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
 
   /** What the form parser's errors mean for the client. */
   function formError (error: Error, request: FastifyRequest): Error {
-    // The body stream's own error (its limit passed, the client gone) is
-    // the cause of whatever the parser made of it.
+    // A file over its own limit is found first, whatever the client sent after it.
+    if (error instanceof errors.RequestFileTooLargeError) return new StreamTooLargeError('A file of the form', limits.fileSize, 'of this route')
+    // Otherwise the body stream's own error (its limit passed, the client
+    // gone) is the cause of whatever the parser made of it.
     const bodyError = request.raw.errored
     if (bodyError != null) return bodyError
-    if (error instanceof errors.RequestFileTooLargeError) return new StreamTooLargeError('A file of the form', limits.fileSize, 'of this route')
     if (error instanceof errors.FilesLimitError) return new FormTooLargeError(`more than ${limits.files} files`)
     if (error instanceof errors.FieldsLimitError) return new FormTooLargeError(`more than ${limits.fields} fields besides its files`)
     // Not among the classes @fastify/multipart exposes: matched by its code.

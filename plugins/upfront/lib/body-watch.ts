@@ -152,7 +152,7 @@ export function concludeBeforeAnswer (watch: BodyWatch, res: ServerResponse, sta
     if (watch.closeAfter || beforeBody || (!raw.complete &&
       (declared === null || declared - watch.received > ctx.drainMaxBytes))) {
       res.setHeader('connection', 'close')
-      lingerAfterAnswer(watch.socket, ctx.linger)
+      lingerAfterAnswer(watch.socket, raw, ctx.linger)
     }
   } else if (watch.stream !== null && !raw.complete) {
     endStreamAfterAnswer(watch.stream)

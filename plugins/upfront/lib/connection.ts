@@ -3,6 +3,7 @@
 import { constants as http2 } from 'node:http2'
 import type { ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import { replaceDestroySoon } from './node-overrides.js'
 
 export interface LingerSettings {
@@ -19,9 +20,12 @@ export interface LingerSettings {
  * is destroyed. A client that writes its whole body before reading then
  * finds the answer in its socket buffer instead of a reset, which would
  * make its kernel throw the answer away. nginx's `lingering_timeout` and
- * `lingering_time` work the same way.
+ * `lingering_time` work the same way. The request's body is cut from its
+ * readers and set flowing too: one that a reader started and then left (a
+ * form parser stuck at a refused part) would otherwise hold the socket
+ * paused, and Node only discards bodies nobody began to read.
  */
-function lingeringClose (socket: Socket, settings: LingerSettings): void {
+function lingeringClose (socket: Socket, body: Readable, settings: LingerSettings): void {
   const total = setTimeout(destroySocket, settings.totalMs, socket)
   total.unref()
   socket.once('close', () => { clearTimeout(total) })
@@ -29,6 +33,8 @@ function lingeringClose (socket: Socket, settings: LingerSettings): void {
   // timeout fires when nobody else handles it, and so does this listener.
   socket.setTimeout(settings.idleMs, () => { socket.destroy() })
   socket.end()
+  body.unpipe()
+  body.resume()
   socket.resume()
 }
 
@@ -36,9 +42,9 @@ function destroySocket (socket: Socket): void {
   socket.destroy()
 }
 
-/** Makes the close that follows this connection's `Connection: close` answer a lingering one. */
-export function lingerAfterAnswer (socket: Socket, settings: LingerSettings): void {
-  replaceDestroySoon(socket, (closing) => { lingeringClose(closing, settings) })
+/** Makes the close that follows the `Connection: close` answer to a request with `body` a lingering one. */
+export function lingerAfterAnswer (socket: Socket, body: Readable, settings: LingerSettings): void {
+  replaceDestroySoon(socket, (closing) => { lingeringClose(closing, body, settings) })
 }
 
 /**
@@ -47,12 +53,17 @@ export function lingerAfterAnswer (socket: Socket, settings: LingerSettings): vo
  * then send RST_STREAM with NO_ERROR). Without it the stream stays
  * half-open: a client still writing waits on a flow-control window that
  * never reopens, and the stream counts against the connection's limit of
- * concurrent streams. Node's compatibility response only reports `finish`
- * once the stream is closed, so the stream's own `finish` (its writable
- * side ended) is the signal.
+ * concurrent streams. (Node's compatibility layer does this by itself only
+ * while the body flows; a paused body keeps the stream open.) Its response
+ * reports `finish` only once the stream is closed, so the stream's own
+ * `finish` (its writable side ended) is the signal. What the stream still
+ * holds is then discarded: a paused stream with unread data would never
+ * close, and would go on counting against that limit.
  */
 export function endStreamAfterAnswer (stream: ServerHttp2Stream): void {
   stream.once('finish', () => {
-    if (!stream.closed) stream.close(http2.NGHTTP2_NO_ERROR)
+    if (stream.closed) return
+    stream.close(http2.NGHTTP2_NO_ERROR)
+    stream.resume()
   })
 }
