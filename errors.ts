@@ -92,6 +92,9 @@ export const NoFilesError: ClientError<'UPFRONT_NO_FILES', 400, []> = createErro
 export const InvalidFormError: ClientError<'UPFRONT_INVALID_FORM', 400, [string]> = createError(
   'UPFRONT_INVALID_FORM', 'The multipart form cannot be read (%s); send multipart/form-data with a boundary parameter, each part delimited by it and the closing delimiter at the end', 400, Error, noStack)
 
+export const MalformedFileNameError: ClientError<'UPFRONT_INVALID_FORM', 400, [string]> = createError(
+  'UPFRONT_INVALID_FORM', 'A part\'s file name is not a valid quoted string (Content-Disposition: %s), so it cannot be read whole; send a " inside a file name as \\" (or %%22, as browsers do)', 400, Error, noStack)
+
 export const DuplicateFileError: ClientError<'UPFRONT_DUPLICATE_FILE', 400, [string]> = createError(
   'UPFRONT_DUPLICATE_FILE', 'The form holds two files named %s; give each file of a form its own name, or send them in separate requests', 400, Error, noStack)
 

@@ -3,12 +3,13 @@ import { finished } from 'node:stream'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Multipart, MultipartFile } from '@fastify/multipart'
 import { StreamTooLargeError } from 'upfront'
-import { multipartBoundary } from 'upfront/http'
-import { DuplicateFileError, FormTooLargeError, InvalidFormError, NoFilesError } from '../../errors.js'
+import { multipartBoundary, wellFormedFilename } from 'upfront/http'
+import { DuplicateFileError, FormTooLargeError, InvalidFormError, MalformedFileNameError, NoFilesError } from '../../errors.js'
 import { checkName, evaluatePreconditions } from '../../plugins/storage/index.js'
 import type { Preconditions, StoredFile, Upload } from '../../plugins/storage/index.js'
 import { checkFreeSpace, fileSchema, hasWritePreconditions, ownerOf, preconditionsOf } from './common.js'
 import type { FilesRoutesOptions } from './common.js'
+import { watchPartHeaders } from './part-headers.js'
 
 /** A form carrying a file of exactly the limit is a little larger than the file: its boundaries and part headers get this much room. */
 const FORM_FRAMING_BYTES = 1024 * 1024
@@ -47,7 +48,8 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
   }
 
   /** Refuses a file part whose name is bad, repeated, or taken against the request's preconditions: before its body is stored. */
-  async function admitPart (part: MultipartFile, owner: string, names: Set<string>, preconditions: Preconditions): Promise<string> {
+  async function admitPart (part: MultipartFile, owner: string, names: Set<string>, preconditions: Preconditions, malformed: string | null): Promise<string> {
+    if (malformed !== null) throw new MalformedFileNameError(malformed)
     const name = checkName(part.filename)
     if (names.has(name)) throw new DuplicateFileError(JSON.stringify(name))
     names.add(name)
@@ -65,7 +67,8 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
     const preconditions = preconditionsOf(request)
     await checkFreeSpace(fastify, request)
     // Checked before the body moves; busboy would only find out once it arrives.
-    if (multipartBoundary(request.headers['content-type']) === null) {
+    const boundary = multipartBoundary(request.headers['content-type'])
+    if (boundary === null) {
       throw new InvalidFormError('its Content-Type has no valid boundary parameter, such as multipart/form-data; boundary=----a1b2c3')
     }
     const uploads: Upload[] = []
@@ -81,15 +84,22 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
         throw error
       }
     }
+    // The first call starts the parser, which pipes the body from then on;
+    // the raw part headers are watched beside it.
+    const first = nextPart()
+    let malformed: string | null = null
+    watchPartHeaders(request.raw, boundary, (disposition) => {
+      if (malformed === null && !wellFormedFilename(disposition)) malformed = disposition
+    })
     try {
       // All or nothing: every part is written and checked before any is committed.
-      for (let next = await nextPart(); next.done !== true; next = await nextPart()) {
+      for (let next = await first; next.done !== true; next = await nextPart()) {
         const part = next.value
         if (part.type !== 'file') continue
         // The parser's error for this part, even one it met before the
         // part reached this loop (while an earlier part was being written).
         finished(part.file, (error) => { if (error != null) formFailure = error })
-        const name = await admitPart(part, owner, names, preconditions)
+        const name = await admitPart(part, owner, names, preconditions, malformed)
         const upload = await storage.begin(owner, name, { contentType: part.mimetype })
         uploads.push(upload)
         await upload.write(part.file)

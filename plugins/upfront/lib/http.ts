@@ -225,3 +225,18 @@ export function attachment (name: string): string {
   const encoded = encodeURIComponent(base).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`
 }
+
+/**
+ * Whether the `filename` parameter of a `Content-Disposition` value is
+ * well-formed (RFC 6266 §4.1, RFC 7578 §4.2): a token, or a quoted-string
+ * in which a `"` is escaped (`\"`; browsers send `%22`). True when there is
+ * no such parameter. A raw quote inside the name ends the quoted-string
+ * early, and parsers then keep only the part before it.
+ */
+export function wellFormedFilename (disposition: string): boolean {
+  const start = /;\s*filename\s*=\s*/i.exec(disposition)
+  if (start === null) return true
+  const rest = disposition.slice(start.index + start[0].length)
+  const match = rest.startsWith('"') ? /^"(?:[^"\\]|\\.)*"/s.exec(rest) : new RegExp(`^${TOKEN}`).exec(rest)
+  return match !== null && /^[ \t]*(?:;|$)/.test(rest.slice(match[0].length))
+}
