@@ -92,7 +92,7 @@ export function answerFrameworkError (_error: Error, request: FastifyRequest, fr
   const reply = frameworkReply as FastifyReply
   request.server.labelForCors(request, reply)
   if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) request.server.upfront.closeAfterAnswer(reply)
-  void reply.code(400).send(new BadUrlError(JSON.stringify(pathOf(request))))
+  reply.code(400).send(new BadUrlError(JSON.stringify(pathOf(request))))
 }
 
 /** What a client gets for a request that Node's HTTP parser refused, before Fastify saw it. */

@@ -73,6 +73,7 @@ export async function upload (options: UploadOptions): Promise<UploadResult> {
     }
     const sendBody = async (): Promise<void> => {
       sending = true
+      // eslint-disable-next-line no-unmodified-loop-condition -- `answered` is set by the socket's data handler
       while (written < options.bodyBytes && !answered && !socket.destroyed) {
         const piece = Math.min(CHUNK.length, options.bodyBytes - written)
         written += piece

@@ -31,7 +31,7 @@ import type {
   Upload
 } from '../types.js'
 import { NameIndex } from './name-index.js'
-import { DiskUpload, ignore, storageError } from './upload.js'
+import { DiskUpload, ignore } from './upload.js'
 
 export interface DiskStorageOptions {
   /**
@@ -248,7 +248,7 @@ export class DiskStorage implements Storage {
     const result = (this.#queues.get(key) ?? Promise.resolve()).then(task)
     const tail = result.then(ignore, ignore)
     this.#queues.set(key, tail)
-    void tail.then(() => {
+    tail.then(() => {
       if (this.#queues.get(key) === tail) this.#queues.delete(key)
     })
     return await result

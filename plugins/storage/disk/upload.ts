@@ -240,7 +240,6 @@ function skipBytes (buffers: Buffer[], count: number): Buffer[] {
   return rest
 }
 
-
 const outOfSpaceCodes = new Set<unknown>(['ENOSPC', 'EDQUOT'])
 
 /** A full disk or quota becomes a 507 the client understands; other errors stay as they are. */

@@ -43,6 +43,7 @@ async function writeThenRead (port: number, head: string, bytes: number, bytesPe
   const chunk = Buffer.alloc(64 * 1024, 1)
   const tick = 20
   const perTick = Math.max(1, Math.round(bytesPerSecond * tick / 1000))
+  // eslint-disable-next-line no-unmodified-loop-condition -- `closed` is set by the socket's close handler
   while (outcome.written < bytes && outcome.writeError === null && !closed) {
     if (pause !== undefined && outcome.written >= pause.after && outcome.written - perTick < pause.after) await sleep(pause.ms)
     let due = Math.min(perTick, bytes - outcome.written)
@@ -119,7 +120,8 @@ async function closedAfter (app: FastifyInstance, port: number, head: string, by
   socket.write(head)
   const piece = Buffer.alloc(Math.round(bytesPerSecond / 50), 1)
   let closed = false
-  void serverClosed.then(() => { closed = true })
+  serverClosed.then(() => { closed = true }, () => {})
+  // eslint-disable-next-line no-unmodified-loop-condition -- `closed` is set when the server closes its side
   while (!closed && !socket.destroyed && performance.now() - started < sendMs) {
     socket.write(piece)
     await sleep(20)
