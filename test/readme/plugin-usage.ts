@@ -3,20 +3,24 @@ import upfront from 'upfront'
 
 const app = Fastify()
 
-// Register it first: its checks then run before your own hooks.
+// Register it first: its hooks then see every request before yours.
 await app.register(upfront, {
-  maxBytes: 100 * 1024 * 1024, // default limit for routes without their own
+  maxBytes: 100 * 1024 * 1024, // limit of routes without their own
   authRefusal: 'status' // or 'expectation-failed' to answer 417 instead of 401/403
 })
 
-// An auth hook of your own: with upfront, its 401 reaches a client that
-// sent `Expect: 100-continue` before a single body byte.
+// Your authentication, in onRequest: its 401 reaches a client that sent
+// `Expect: 100-continue` before a single body byte. It can also lower the
+// body limit for this caller; the plugin enforces it, declared or streamed.
+const plans = new Map([['let-me-in', { maxBytes: 1024 * 1024 }]])
 app.addHook('onRequest', async (request, reply) => {
-  if (request.headers.authorization !== 'Bearer let-me-in') {
+  const plan = plans.get(request.headers.authorization?.replace(/^Bearer /, '') ?? '')
+  if (plan === undefined) {
     return await reply.code(401).header('www-authenticate', 'Bearer').send({
       statusCode: 401, code: 'NO_TOKEN', error: 'Unauthorized', message: 'Send a bearer token'
     })
   }
+  app.upfront.limitBody(request, plan.maxBytes, 'that your plan allows')
 })
 
 app.addContentTypeParser(['image/png', 'image/jpeg'], (_request, _payload, done) => { done(null) })
