@@ -5,11 +5,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { loadConfig, startupWarnings } from '../config.js'
 import type { Config } from '../config.js'
+import { aliceToken, bobToken, jwtSecret, presignSecret } from './helpers/credentials.js'
 
-const aliceToken = 'aliceToken-0123456789'
-const bobToken = 'bobToken+/0123456789=='
-const jwtSecret = 'a-shared-secret-of-at-least-32-chars!'
-const presignSecret = 'another-secret-of-at-least-32-chars!'
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const publicPem = rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString()
 const privatePem = rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()

@@ -1,15 +1,15 @@
 // server.ts as a user runs it: configuration from the environment, the
 // one-time development token, a clean shutdown.
 import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { createServer } from 'node:net'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { exchange, json } from './helpers/wire.js'
+import { requestHead } from './helpers/http.js'
+import { listenServer } from './helpers/net.js'
 import { scratch } from './helpers/service.js'
+import { exchange, json } from './helpers/wire.js'
 
 const server = fileURLToPath(new URL('../server.ts', import.meta.url))
 
@@ -59,7 +59,7 @@ t.test('with no auth configured, a development token is printed once and works',
   t.equal(started.lines.filter((line) => JSON.stringify(line).includes(token)).length, 1, 'printed once')
 
   const created = await exchange(port, {
-    head: ['PUT /files/first.txt HTTP/1.1', 'Host: x', `Authorization: Bearer ${token}`, 'Content-Length: 5', 'Expect: 100-continue'].join('\r\n'),
+    head: requestHead('PUT', '/files/first.txt', [`Authorization: Bearer ${token}`, 'Content-Length: 5', 'Expect: 100-continue']),
     body: Buffer.from('hello')
   })
   t.equal(created.status, 201)
@@ -88,10 +88,7 @@ t.test('a setting the start cannot use is named, with what to do', async (t) => 
   t.equal(await notDir.exited, 1)
   t.match(notDir.stderr(), /^DATA_DIR: cannot use ".*a-file" as the storage directory \(ENOTDIR\); point it at a directory this user can create and write\n$/)
 
-  const taken = createServer().listen(0, '127.0.0.1')
-  await once(taken, 'listening')
-  t.teardown(() => { taken.close() })
-  const port = String((taken.address() as AddressInfo).port)
+  const port = String(await listenServer(t, createServer()))
   const inUse = start({ NODE_ENV: 'development', DATA_DIR: dir, PORT: port })
   t.equal(await inUse.exited, 1)
   t.match(inUse.stderr(), `PORT: 127.0.0.1:${port} is already in use; stop what listens there or choose another PORT`)

@@ -1,12 +1,11 @@
 // A real browser: pages on another origin call the service with fetch()
 // (headless Chromium from Debian, driven by playwright-core).
-import { once } from 'node:events'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { Test } from 'tap'
 import { chromium } from 'playwright-core'
 import type { Page } from 'playwright-core'
+import { listenServer } from '../helpers/net.js'
 import { startService, TOKENS } from '../helpers/service.js'
 
 const CHROMIUM = process.env.UPFRONT_TEST_CHROMIUM ?? '/usr/bin/chromium'
@@ -17,10 +16,7 @@ async function pageOrigin (t: Test): Promise<string> {
     response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
     response.end('<!doctype html><title>a page</title>')
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.close() })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return `http://127.0.0.1:${await listenServer(t, server)}`
 }
 
 interface Answer {

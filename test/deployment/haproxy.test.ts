@@ -1,22 +1,12 @@
 // Behind HAProxy, as the README's deployment notes say: the proxy passes the
 // 100-continue exchange through, so refusals still come before the body.
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import t from 'tap'
-import { scratch, startService, TOKENS } from '../helpers/service.js'
-
-const run = promisify(execFile)
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { curl } from '../helpers/curl.js'
+import { freePort } from '../helpers/net.js'
+import { bearer, scratch, startService } from '../helpers/service.js'
 
 t.test('HAProxy in front: accepted through it, refused before the body through it', async (t) => {
   const { port: servicePort } = await startService(t, { MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) })
@@ -39,23 +29,23 @@ t.test('HAProxy in front: accepted through it, refused before the body through i
   const proxy = spawn('haproxy', ['-f', config, '-db'], { stdio: 'ignore' })
   t.teardown(() => { proxy.kill('SIGKILL') })
   // Wait until it accepts connections.
+  const base = `http://127.0.0.1:${proxyPort}`
   for (let i = 0; i < 100; i++) {
     try {
-      await run('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${proxyPort}/healthz`])
+      await curl(dir, [`${base}/healthz`])
       break
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
   }
-  const base = `http://127.0.0.1:${proxyPort}`
-  const curl = async (args: string[]): Promise<[number, number]> => {
-    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_upload}', ...args])
-    const [status, size] = stdout.split(' ')
-    return [Number(status), Number(size)]
+  /** [status, body bytes curl sent] */
+  const upload = async (args: string[]): Promise<[number, number]> => {
+    const { status, sizeUpload } = await curl(dir, args)
+    return [status, sizeUpload]
   }
-  const auth = ['-H', `Authorization: Bearer ${TOKENS.alice}`]
+  const auth = ['-H', bearer('alice')]
 
-  t.same(await curl([...auth, '-T', join(dir, 'three.bin'), `${base}/files/three.bin`]), [201, 3 * 1024 * 1024], 'accepted through the proxy')
-  t.same(await curl(['-T', join(dir, 'three.bin'), `${base}/files/x.bin`]), [401, 0], 'no token: nothing sent, through the proxy')
-  t.same(await curl([...auth, '-T', join(dir, 'five.bin'), `${base}/files/x.bin`]), [413, 0], 'too large: nothing sent, through the proxy')
+  t.same(await upload([...auth, '-T', join(dir, 'three.bin'), `${base}/files/three.bin`]), [201, 3 * 1024 * 1024], 'accepted through the proxy')
+  t.same(await upload(['-T', join(dir, 'three.bin'), `${base}/files/x.bin`]), [401, 0], 'no token: nothing sent, through the proxy')
+  t.same(await upload([...auth, '-T', join(dir, 'five.bin'), `${base}/files/x.bin`]), [413, 0], 'too large: nothing sent, through the proxy')
 })

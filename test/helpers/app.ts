@@ -1,8 +1,10 @@
+import type {} from '@fastify/multipart'
 import Fastify from 'fastify'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import upfront from 'upfront'
 import type { UpfrontOptions } from 'upfront'
+import { listen } from './net.js'
 
 export interface TestApp {
   app: FastifyInstance
@@ -13,6 +15,15 @@ export interface TestApp {
 export async function countBody (body: AsyncIterable<Buffer>): Promise<number> {
   let received = 0
   for await (const chunk of body) received += chunk.length
+  return received
+}
+
+/** Reads a multipart form (with @fastify/multipart registered) to its end and answers with the bytes of its files. */
+export async function countFormFiles (request: FastifyRequest): Promise<number> {
+  let received = 0
+  for await (const part of request.parts()) {
+    if (part.type === 'file') received += await countBody(part.file)
+  }
   return received
 }
 
@@ -40,10 +51,5 @@ export async function startApp (
     return { received: await countBody(request.raw) }
   })
   if (setup !== undefined) await setup(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const address = app.server.address()
-  /* c8 ignore next - listen() on TCP always gives an address object */
-  const port = typeof address === 'object' && address !== null ? address.port : 0
-  return { app, port }
+  return { app, port: await listen(t, app) }
 }

@@ -5,13 +5,13 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
+import { bearer, JWT_SECRET, PRESIGN_SECRET, TOKENS } from './credentials.js'
+import { requestHead } from './http.js'
+import { listen } from './net.js'
+import { exchange } from './wire.js'
+import type { Exchange } from './wire.js'
 
-export const TOKENS = {
-  alice: 'alice-token-0123456789',
-  bob: 'bob-token-0123456789abc'
-}
-export const PRESIGN_SECRET = 'presign-secret-0123456789-0123456789'
-export const JWT_SECRET = 'jwt-secret-0123456789-0123456789-abcdef'
+export { bearer, JWT_SECRET, PRESIGN_SECRET, TOKENS } from './credentials.js'
 
 export interface Service {
   app: FastifyInstance
@@ -34,17 +34,21 @@ export async function startService (t: Test, env: Record<string, string> = {}): 
     ...env
   })
   const app = await buildApp({ config, logger: process.env.UPFRONT_TEST_LOG === undefined ? false : { level: process.env.UPFRONT_TEST_LOG } })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const port = (app.server.address() as { port: number }).port
+  const port = await listen(t, app)
   const files = (): string[] => (readdirSync(dataDir, { recursive: true, withFileTypes: true }))
     .filter((entry) => entry.isFile())
     .map((entry) => join(entry.parentPath, entry.name).slice(dataDir.length + 1))
   return { app, port, base: `http://127.0.0.1:${port}`, dataDir, files }
 }
 
-export function bearer (principal: keyof typeof TOKENS): string {
-  return `Authorization: Bearer ${TOKENS[principal]}`
+/** A PUT of `body` to `path`, its body sent after the 100 Continue; with alice's token unless `lines` say otherwise. */
+export async function putFile (port: number, path: string, body: Buffer, lines: string[] = [bearer('alice')]): Promise<Exchange> {
+  return await exchange(port, { head: requestHead('PUT', path, [`Content-Length: ${body.length}`, 'Expect: 100-continue', ...lines]), body })
+}
+
+/** A GET of `path`; with alice's token unless `lines` say otherwise. */
+export async function getFile (port: number, path: string, lines: string[] = [bearer('alice')]): Promise<Exchange> {
+  return await exchange(port, { head: requestHead('GET', path, lines) })
 }
 
 /** A temporary directory with these files, removed after the test (t.testdir is taken by the service's data). */

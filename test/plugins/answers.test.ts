@@ -1,11 +1,67 @@
-// Requests that Node's HTTP parser refuses, before Fastify sees them.
+// How the service answers what goes wrong (plugins/answers.ts): Fastify's
+// own refusals and unknown routes in the service's error shape, failures
+// without internals, and requests that Node's HTTP parser refuses before
+// Fastify sees them.
 import { once } from 'node:events'
+import { rmSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
-import type { AddressInfo, Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import t from 'tap'
 import { answerClientError, clientErrorAnswer } from '../../plugins/answers.js'
-import { startService, TOKENS } from '../helpers/service.js'
-import { exchange } from '../helpers/wire.js'
+import { requestHead } from '../helpers/http.js'
+import { listenServer } from '../helpers/net.js'
+import { bearer, getFile, putFile, startService } from '../helpers/service.js'
+import { exchange, json } from '../helpers/wire.js'
+
+t.test('Fastify\'s own refusals say what to do', async (t) => {
+  const { port } = await startService(t)
+  const cases: Array<[string, string[], string, number, string, string]> = [
+    ['POST', ['Content-Type: application/x-www-form-urlencoded'], 'name=a', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      'The Content-Type "application/x-www-form-urlencoded" cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign'],
+    ['POST', ['Content-Type: application/json'], '{bad', 400, 'FST_ERR_CTP_INVALID_JSON_BODY',
+      'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
+    ['POST', ['Content-Type: application/json'], '{"__proto__":{}}', 400, 'FST_ERR_CTP_INVALID_JSON_BODY',
+      'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
+    ['POST', ['Content-Type: application/json'], '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY', 'The body is empty; send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
+    ['POST', [], '{"name":"a"}', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      'A body without a Content-Type cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign']
+  ]
+  for (const [method, lines, body, status, code, message] of cases) {
+    const answer = await exchange(port, {
+      head: requestHead(method, '/presign', [bearer('alice'), ...lines, `Content-Length: ${body.length}`]),
+      body: Buffer.from(body),
+      send: 'now'
+    })
+    t.equal(answer.status, status, code)
+    t.same(json(answer), { statusCode: status, code, error: status === 415 ? 'Unsupported Media Type' : 'Bad Request', message }, code)
+  }
+  const nonsense = await putFile(port, '/files/a.txt', Buffer.from('x'), [bearer('alice'), 'Content-Type: nonsense'])
+  t.equal(nonsense.status, 415)
+  t.match(json(nonsense), { code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', message: /^The Content-Type "nonsense" cannot be read here/ })
+})
+
+t.test('an unknown route is a 404 that says where the routes are', async (t) => {
+  const { port } = await startService(t)
+  const notFound = await getFile(port, '/nothing-here')
+  t.same(json(notFound), { statusCode: 404, code: 'UPFRONT_ROUTE_NOT_FOUND', error: 'Not Found', message: 'No route GET "/nothing-here": files are under /files/<name> (GET, HEAD, PUT, DELETE), listed and uploaded as forms at /files (GET, POST); presigned URLs come from POST /presign' })
+})
+
+t.test('an unexpected storage failure is a 500 without internals, logged in full', async (t) => {
+  const { port, dataDir } = await startService(t)
+  rmSync(dataDir, { recursive: true, force: true })
+  const result = await exchange(port, {
+    head: requestHead('PUT', '/files/x.bin', ['Content-Length: 10', 'Expect: 100-continue', bearer('alice')]),
+    body: Buffer.alloc(10)
+  })
+  t.equal(result.status, 500)
+  t.same(json(result), {
+    statusCode: 500,
+    code: 'UPFRONT_INTERNAL_ERROR',
+    error: 'Internal Server Error',
+    message: 'The server failed to handle the request; try again later'
+  })
+  t.notMatch(result.body, new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'no path leaks')
+})
 
 /** Writes `request` raw and reads everything until the server closes. */
 async function raw (port: number, request: string): Promise<string> {
@@ -54,7 +110,7 @@ t.test('a malformed request behind an answer under way does not break into it', 
   const { port } = await startService(t)
   const big = Buffer.alloc(20_000_000, 7)
   const stored = await exchange(port, {
-    head: ['PUT /files/big.bin HTTP/1.1', 'Host: x', `Authorization: Bearer ${TOKENS.alice}`, `Content-Length: ${big.length}`].join('\r\n'),
+    head: requestHead('PUT', '/files/big.bin', [bearer('alice'), `Content-Length: ${big.length}`]),
     body: big,
     send: 'now'
   })
@@ -64,7 +120,7 @@ t.test('a malformed request behind an answer under way does not break into it', 
   socket.on('error', () => {})
   let received = Buffer.alloc(0)
   socket.on('data', (chunk: Buffer) => { received = Buffer.concat([received, chunk]) })
-  socket.write(`GET /files/big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.alice}\r\n\r\n`)
+  socket.write(`${requestHead('GET', '/files/big.bin', [bearer('alice')])}\r\n\r\n`)
   // The answer's head is out; its body is still being sent when the bad request comes.
   while (!received.includes('\r\n\r\n')) await once(socket, 'data')
   socket.pause()
@@ -84,35 +140,34 @@ t.test('what each parser error becomes', async (t) => {
 
 t.test('nothing is written to a connection that is gone or closing', async (t) => {
   const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => { server.close() })
-  const { port } = server.address() as AddressInfo
-  const open = async (): Promise<{ client: Socket, received: () => string }> => {
+  const port = await listenServer(t, server)
+  /** The server's end of a new connection, and every write made on it, whether the socket could still send it or not. */
+  const open = async (): Promise<{ client: Socket, written: string[] }> => {
     const accepted = once(server, 'connection')
     const client = connect({ port, host: '127.0.0.1' })
     const [socket] = await accepted as [Socket]
-    let text = ''
-    client.on('data', (chunk: Buffer) => { text += chunk.toString() })
     client.on('error', () => {})
     socket.on('error', () => {})
+    const written: string[] = []
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+    socket.write = ((...args: unknown[]) => { written.push(String(args[0])); return write(...args) }) as Socket['write']
     t.teardown(() => { client.destroy(); socket.destroy() })
-    return { client: socket, received: () => text }
+    return { client: socket, written }
   }
 
   const reset = await open()
   answerClientError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), reset.client)
   t.equal(reset.client.destroyed, false, 'a reset: left alone')
+  t.same(reset.written, [], 'a reset: nothing written')
 
   const ended = await open()
   ended.client.end()
   answerClientError(Object.assign(new Error('bad'), { code: 'HPE_INVALID_METHOD' }), ended.client)
   t.equal(ended.client.destroyed, true, 'no longer writable: only closed')
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(ended.received(), '', 'nothing written')
+  t.same(ended.written, [], 'nothing written')
 
   const destroyed = await open()
   destroyed.client.destroy()
   answerClientError(Object.assign(new Error('bad'), { code: 'HPE_INVALID_METHOD' }), destroyed.client)
-  t.equal(destroyed.received(), '')
+  t.same(destroyed.written, [], 'destroyed: nothing written')
 })

@@ -5,11 +5,8 @@ import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startApp } from '../../helpers/app.js'
+import { requestHead } from '../../helpers/http.js'
 import { exchange, json } from '../../helpers/wire.js'
-
-function post (path: string, lines: string[]): string {
-  return [`POST ${path} HTTP/1.1`, 'Host: x', ...lines].join('\r\n')
-}
 
 /** Sends requests one after the other on one connection; returns the raw text received after each. */
 async function sequence (port: number, requests: Buffer[], waitMs = 150): Promise<{ replies: string[], closed: boolean }> {
@@ -35,8 +32,8 @@ async function sequence (port: number, requests: Buffer[], waitMs = 150): Promis
 t.test('a small unread remainder is drained and the connection kept', async (t) => {
   const { port } = await startApp(t)
   const small = Buffer.alloc(100 * 1024, 's')
-  const refused = Buffer.concat([Buffer.from(post('/?readbody=false', [`Content-Length: ${small.length}`]) + '\r\n\r\n'), small])
-  const accepted = Buffer.concat([Buffer.from(post('/?readbody=true', ['Content-Length: 3']) + '\r\n\r\n'), Buffer.from('abc')])
+  const refused = Buffer.concat([Buffer.from(requestHead('POST', '/?readbody=false', [`Content-Length: ${small.length}`]) + '\r\n\r\n'), small])
+  const accepted = Buffer.concat([Buffer.from(requestHead('POST', '/?readbody=true', ['Content-Length: 3']) + '\r\n\r\n'), Buffer.from('abc')])
   const { replies, closed } = await sequence(port, [refused, accepted])
   t.match(replies[0], /^HTTP\/1\.1 401 Unauthorized\r\n/)
   t.notMatch(replies[0], /connection: close/i, 'keep-alive after draining')
@@ -48,7 +45,7 @@ t.test('a large or unknown unread remainder closes the connection, gracefully', 
   const { port } = await startApp(t, { maxBytes: 10 * 1024 * 1024 })
   const large = Buffer.alloc(5 * 1024 * 1024, 'L')
   const eager = await exchange(port, {
-    head: post('/?readbody=false', [`Content-Length: ${large.length}`]),
+    head: requestHead('POST', '/?readbody=false', [`Content-Length: ${large.length}`]),
     body: large,
     send: 'now',
     stopOnAnswer: false
@@ -61,7 +58,7 @@ t.test('a large or unknown unread remainder closes the connection, gracefully', 
   t.equal(eager.bodyBytesWritten, large.length, 'the client could send everything it had')
 
   const chunked = await exchange(port, {
-    head: post('/?readbody=false', ['Transfer-Encoding: chunked']),
+    head: requestHead('POST', '/?readbody=false', ['Transfer-Encoding: chunked']),
     body: Buffer.alloc(10_000),
     chunked: true,
     send: 'now',
@@ -73,7 +70,7 @@ t.test('a large or unknown unread remainder closes the connection, gracefully', 
 
   // A 100-continue client that stops waiting and sends anyway.
   const impatient = await exchange(port, {
-    head: post('/?readbody=false', [`Content-Length: ${large.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/?readbody=false', [`Content-Length: ${large.length}`, 'Expect: 100-continue']),
     body: large,
     send: 'after:0',
     stopOnAnswer: false
@@ -82,7 +79,7 @@ t.test('a large or unknown unread remainder closes the connection, gracefully', 
   t.equal(impatient.headers.connection, 'close')
   t.notOk(impatient.reset)
 
-  const healthy = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
+  const healthy = await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
   t.same(json(healthy), { received: 2 })
 })
 
@@ -90,7 +87,7 @@ t.test('drainMaxBytes and lingerMs bound the work done for a refused body', asyn
   const { app, port } = await startApp(t, { drainMaxBytes: 0, lingerMs: 100 })
   const small = Buffer.alloc(1024)
   const refused = await exchange(port, {
-    head: post('/?readbody=false', [`Content-Length: ${small.length}`]),
+    head: requestHead('POST', '/?readbody=false', [`Content-Length: ${small.length}`]),
     body: small,
     send: 'now'
   })
@@ -104,7 +101,7 @@ t.test('drainMaxBytes and lingerMs bound the work done for a refused body', asyn
   socket.on('data', (data: Buffer) => { answer += data.toString('latin1') })
   const ended = new Promise<void>((resolve) => { socket.on('close', () => { resolve() }) })
   socket.on('error', () => {})
-  socket.write(post('/?readbody=false', ['Content-Length: 1000000000']) + '\r\n\r\n')
+  socket.write(requestHead('POST', '/?readbody=false', ['Content-Length: 1000000000']) + '\r\n\r\n')
   let sentAfterAnswer = 0
   const trickle = setInterval(() => {
     if (socket.destroyed) return
@@ -127,7 +124,7 @@ t.test('1,000 refused requests in a row leave no socket or file handle behind', 
   const fds = (): number => readdirSync('/proc/self/fd').length
   const handles = (): number => process.getActiveResourcesInfo().filter((name) => name === 'TCPSocketWrap').length
   // Warm up so that lazily opened handles are not counted as leaks.
-  await exchange(port, { head: post('/?readbody=true', ['Content-Length: 5000', 'Expect: 100-continue']) })
+  await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 5000', 'Expect: 100-continue']) })
   await sleep(50)
   const fdsBefore = fds()
   const handlesBefore = handles()
@@ -140,7 +137,7 @@ t.test('1,000 refused requests in a row leave no socket or file handle behind', 
   for (let i = 0; i < 1000; i++) {
     const lines = reasons[i % reasons.length] as string[]
     const path = i % 3 === 1 ? '/?readbody=false' : '/?readbody=true'
-    const result = await exchange(port, { head: post(path, lines), closeWaitMs: 1000 })
+    const result = await exchange(port, { head: requestHead('POST', path, lines), closeWaitMs: 1000 })
     statuses.set(result.status, (statuses.get(result.status) ?? 0) + 1)
     if (!result.closedByServer) t.fail(`request ${i} left open`)
   }

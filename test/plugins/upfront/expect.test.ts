@@ -4,14 +4,12 @@ import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import multipart from '@fastify/multipart'
 import t from 'tap'
-import { countBody, startApp } from '../../helpers/app.js'
+import { countBody, countFormFiles, startApp } from '../../helpers/app.js'
+import { multipartForm, requestHead } from '../../helpers/http.js'
+import { listen } from '../../helpers/net.js'
 import { exchange, json } from '../../helpers/wire.js'
 
 const body = Buffer.alloc(300 * 1024, 'b')
-
-function head (lines: string[]): string {
-  return lines.join('\r\n')
-}
 
 t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
   const { port } = await startApp(t)
@@ -23,7 +21,7 @@ t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
   ]
   for (const lines of accepted) {
     const result = await exchange(port, {
-      head: head(['POST /?readbody=true HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, ...lines]),
+      head: requestHead('POST', '/?readbody=true', [`Content-Length: ${body.length}`, ...lines]),
       body
     })
     t.same(result.informational, ['HTTP/1.1 100 Continue'], lines.join(' | '))
@@ -42,7 +40,7 @@ t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
   ]
   for (const [lines, named] of refused) {
     const result = await exchange(port, {
-      head: head(['POST /?readbody=true HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, ...lines]),
+      head: requestHead('POST', '/?readbody=true', [`Content-Length: ${body.length}`, ...lines]),
       body
     })
     t.equal(result.statusLine, 'HTTP/1.1 417 Expectation Failed', lines.join(' | '))
@@ -60,7 +58,7 @@ t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
   }
 
   // A request without a body is held to the same rule, and closed like Go does.
-  const bodyless = await exchange(port, { head: head(['GET /nothing HTTP/1.1', 'Host: x', 'Expect: a-pony']) })
+  const bodyless = await exchange(port, { head: requestHead('GET', '/nothing', ['Expect: a-pony']) })
   t.equal(bodyless.status, 417)
   t.ok(bodyless.closedByServer)
 })
@@ -68,7 +66,7 @@ t.test('Expect is a case-insensitive list over all Expect lines', async (t) => {
 t.test('HTTP/1.0: 100-continue is ignored, no 1xx is ever sent, the body is read', async (t) => {
   const { port } = await startApp(t)
   const result = await exchange(port, {
-    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/?readbody=true', [`Content-Length: ${body.length}`, 'Expect: 100-continue'], { version: 'HTTP/1.0' }),
     body,
     send: 'now'
   })
@@ -78,7 +76,7 @@ t.test('HTTP/1.0: 100-continue is ignored, no 1xx is ever sent, the body is read
 
   // An HTTP/1.0 client that waits anyway for a while still gets its answer after sending.
   const waiting = await exchange(port, {
-    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/?readbody=true', [`Content-Length: ${body.length}`, 'Expect: 100-continue'], { version: 'HTTP/1.0' }),
     body,
     send: 'after:100'
   })
@@ -86,7 +84,7 @@ t.test('HTTP/1.0: 100-continue is ignored, no 1xx is ever sent, the body is read
   t.same(json(waiting), { received: body.length })
 
   const unknown = await exchange(port, {
-    head: head(['POST /?readbody=true HTTP/1.0', 'Host: x', 'Content-Length: 0', 'Expect: a-pony'])
+    head: requestHead('POST', '/?readbody=true', ['Content-Length: 0', 'Expect: a-pony'], { version: 'HTTP/1.0' })
   })
   t.equal(unknown.status, 417, 'an unknown expectation is refused whatever the version')
 })
@@ -115,18 +113,12 @@ t.test('the 100 is sent exactly once, at the first read, by any reading path', a
       })
       return { received: first + await countBody(request.raw) }
     })
-    app.post('/multipart', async (request) => {
-      let received = 0
-      for await (const part of request.parts()) {
-        if (part.type === 'file') received += await countBody(part.file)
-      }
-      return { received }
-    })
+    app.post('/multipart', async (request) => ({ received: await countFormFiles(request) }))
   })
 
   const jsonBody = Buffer.from(JSON.stringify({ a: 1, b: 2, pad: 'x'.repeat(200_000) }))
   const viaParser = await exchange(port, {
-    head: head(['POST /json HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${jsonBody.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/json', ['Content-Type: application/json', `Content-Length: ${jsonBody.length}`, 'Expect: 100-continue']),
     body: jsonBody
   })
   t.same(viaParser.informational, ['HTTP/1.1 100 Continue'], 'content-type parser')
@@ -134,7 +126,7 @@ t.test('the 100 is sent exactly once, at the first read, by any reading path', a
 
   for (const path of ['/pipe', '/iterate', '/read-twice']) {
     const result = await exchange(port, {
-      head: head([`POST ${path} HTTP/1.1`, 'Host: x', 'Content-Type: application/octet-stream', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+      head: requestHead('POST', path, ['Content-Type: application/octet-stream', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
       body
     })
     t.same(result.informational, ['HTTP/1.1 100 Continue'], path)
@@ -142,7 +134,7 @@ t.test('the 100 is sent exactly once, at the first read, by any reading path', a
   }
 
   const chunked = await exchange(port, {
-    head: head(['POST /iterate HTTP/1.1', 'Host: x', 'Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    head: requestHead('POST', '/iterate', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
     body,
     chunked: true
   })
@@ -150,13 +142,9 @@ t.test('the 100 is sent exactly once, at the first read, by any reading path', a
   t.same(json(chunked), { received: body.length })
 
   const boundary = '----upfront'
-  const form = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`),
-    body,
-    Buffer.from(`\r\n--${boundary}--\r\n`)
-  ])
+  const form = multipartForm([{ name: 'file', filename: 'a.bin', type: 'application/octet-stream', data: body }], boundary)
   const viaMultipart = await exchange(port, {
-    head: head(['POST /multipart HTTP/1.1', 'Host: x', `Content-Type: multipart/form-data; boundary=${boundary}`, `Content-Length: ${form.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/multipart', [`Content-Type: multipart/form-data; boundary=${boundary}`, `Content-Length: ${form.length}`, 'Expect: 100-continue']),
     body: form
   })
   t.same(viaMultipart.informational, ['HTTP/1.1 100 Continue'], '@fastify/multipart')
@@ -204,7 +192,7 @@ t.test('anything that answers before the first read ends the exchange with no 10
   ]
   for (const [path, extra, status] of cases) {
     const result = await exchange(port, {
-      head: head([`POST ${path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue', ...extra]),
+      head: requestHead('POST', path, [`Content-Length: ${body.length}`, 'Expect: 100-continue', ...extra]),
       body
     })
     t.equal(result.status, status, path)
@@ -217,7 +205,7 @@ t.test('anything that answers before the first read ends the exchange with no 10
 
   for (const path of ['/on-request', '/pre-handler']) {
     const result = await exchange(port, {
-      head: head([`POST ${path} HTTP/1.1`, 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue', `Authorization: Bearer ${token}`]),
+      head: requestHead('POST', path, [`Content-Length: ${body.length}`, 'Expect: 100-continue', `Authorization: Bearer ${token}`]),
       body
     })
     t.same(result.informational, ['HTTP/1.1 100 Continue'], `${path} with a token`)
@@ -226,7 +214,7 @@ t.test('anything that answers before the first read ends the exchange with no 10
 
   // Content-Length: 0 needs no 100 at all.
   const empty = await exchange(port, {
-    head: head(['POST /on-request HTTP/1.1', 'Host: x', 'Content-Length: 0', 'Expect: 100-continue', `Authorization: Bearer ${token}`])
+    head: requestHead('POST', '/on-request', ['Content-Length: 0', 'Expect: 100-continue', `Authorization: Bearer ${token}`])
   })
   t.same(empty.informational, [])
   t.same(json(empty), { received: 0 })
@@ -244,7 +232,7 @@ t.test('no 100 once the answer has started, even if the handler then reads', asy
     })
   })
   const result = await exchange(port, {
-    head: head(['POST /early HTTP/1.1', 'Host: x', `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/early', [`Content-Length: ${body.length}`, 'Expect: 100-continue']),
     body
   })
   t.equal(result.status, 202)
@@ -261,7 +249,7 @@ t.test('a client that sent its body without waiting gets no 100 at the first rea
   })
   const small = Buffer.alloc(1000, 'q')
   const result = await exchange(port, {
-    head: head(['POST /slow-reader HTTP/1.1', 'Host: x', `Content-Length: ${small.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/slow-reader', [`Content-Length: ${small.length}`, 'Expect: 100-continue']),
     body: small,
     send: 'now'
   })
@@ -277,12 +265,10 @@ t.test('an unknown route answers before the body even where Fastify would parse 
     seen.push(request.headers['content-type'])
     return await reply.code(404).send({ statusCode: 404, code: 'NOPE', error: 'Not Found', message: 'no such route' })
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const port = (app.server.address() as { port: number }).port
+  const port = await listen(t, app)
   const json = Buffer.from(JSON.stringify({ pad: 'x'.repeat(100_000) }))
   const result = await exchange(port, {
-    head: head(['POST /nowhere HTTP/1.1', 'Host: x', 'Content-Type: application/json', `Content-Length: ${json.length}`, 'Expect: 100-continue']),
+    head: requestHead('POST', '/nowhere', ['Content-Type: application/json', `Content-Length: ${json.length}`, 'Expect: 100-continue']),
     body: json
   })
   t.equal(result.status, 404)
@@ -305,7 +291,7 @@ t.test('a client that starts sending before its 100 gets none, and its body is r
   socket.on('data', (data: Buffer) => { answer += data.toString('latin1') })
   const total = 100_000
   socket.write(Buffer.concat([
-    Buffer.from(head(['POST /slow-start HTTP/1.1', 'Host: x', `Content-Length: ${total}`, 'Expect: 100-continue', 'Connection: close']) + '\r\n\r\n'),
+    Buffer.from(requestHead('POST', '/slow-start', [`Content-Length: ${total}`, 'Expect: 100-continue', 'Connection: close']) + '\r\n\r\n'),
     Buffer.alloc(1000)
   ]))
   await new Promise((resolve) => setTimeout(resolve, 300))

@@ -2,6 +2,7 @@
 // real socket: the first response line the client reads.
 import t from 'tap'
 import { startApp } from '../../helpers/app.js'
+import { requestHead } from '../../helpers/http.js'
 import { exchange } from '../../helpers/wire.js'
 
 interface Row {
@@ -31,13 +32,11 @@ t.test('Go TestServerExpect', async (t) => {
     t.test(name, async (t) => {
       const chunked = row.length === 'chunked'
       const body = Buffer.alloc(chunked ? 100 : row.length as number, 'x')
-      const head = [
-        `POST /?readbody=${row.readBody} HTTP/1.1`,
-        'Host: foo',
+      const head = requestHead('POST', `/?readbody=${row.readBody}`, [
         'Connection: close',
         chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length}`,
         ...(row.expect === null ? [] : [`Expect: ${row.expect}`])
-      ].join('\r\n')
+      ], { host: 'foo' })
       // Like Go's test client: the body goes at once unless 100-continue was asked for.
       const waits = row.expect?.toLowerCase() === '100-continue'
       const result = await exchange(port, { head, body, chunked, send: waits ? 'wait' : 'now' })

@@ -4,15 +4,8 @@ import { pipeline } from 'node:stream/promises'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { countBody, startApp } from '../../helpers/app.js'
+import { requestHead } from '../../helpers/http.js'
 import { exchange, json } from '../../helpers/wire.js'
-
-function head (lines: string[]): string {
-  return lines.join('\r\n')
-}
-
-function post (path: string, lines: string[]): string {
-  return head([`POST ${path} HTTP/1.1`, 'Host: x', ...lines])
-}
 
 t.test('declared Content-Length over the route limit: 413 before the body', async (t) => {
   const { app, port } = await startApp(t, { maxBytes: 4096 }, (app) => {
@@ -37,7 +30,7 @@ t.test('declared Content-Length over the route limit: 413 before the body', asyn
   for (const [path, length, limit] of cases) {
     const body = Buffer.alloc(length, 'z')
     const result = await exchange(port, {
-      head: post(path, [`Content-Length: ${length}`, 'Expect: 100-continue']),
+      head: requestHead('POST', path, [`Content-Length: ${length}`, 'Expect: 100-continue']),
       body
     })
     if (limit === null) {
@@ -59,14 +52,14 @@ t.test('declared Content-Length over the route limit: 413 before the body', asyn
 
   // The size of the declared body costs nothing: a 10 TiB declaration is refused alike.
   const huge = await exchange(port, {
-    head: post('/plugin-default', ['Content-Length: 10995116277760', 'Expect: 100-continue'])
+    head: requestHead('POST', '/plugin-default', ['Content-Length: 10995116277760', 'Expect: 100-continue'])
   })
   t.equal(huge.status, 413)
   t.match(huge.body, /10995116277760 bytes exceeds the 4096-byte limit/)
 
   // Without Expect, the answer is the same and comes before the body is read.
   const eager = await exchange(port, {
-    head: post('/plugin-default', ['Content-Length: 5000000']),
+    head: requestHead('POST', '/plugin-default', ['Content-Length: 5000000']),
     body: Buffer.alloc(5_000_000),
     send: 'now',
     stopOnAnswer: false
@@ -82,7 +75,7 @@ t.test('route limits default to the server bodyLimit', async (t) => {
   const { port } = await startApp(t, {}, (app) => {
     app.post('/default', async (request) => ({ received: await countBody(request.raw) }))
   }, { bodyLimit: 5000 })
-  const result = await exchange(port, { head: post('/default', ['Content-Length: 5001', 'Expect: 100-continue']) })
+  const result = await exchange(port, { head: requestHead('POST', '/default', ['Content-Length: 5001', 'Expect: 100-continue']) })
   t.equal(result.status, 413)
   t.match(json(result), { message: /5000-byte limit/ })
 })
@@ -101,7 +94,7 @@ t.test('Content-Type outside the allowed list: 415 before the body', async (t) =
   ]
   for (const [path, type] of accepted) {
     const result = await exchange(port, {
-      head: post(path, ['Content-Length: 10', `Content-Type: ${type}`, 'Expect: 100-continue']),
+      head: requestHead('POST', path, ['Content-Length: 10', `Content-Type: ${type}`, 'Expect: 100-continue']),
       body: Buffer.alloc(10)
     })
     t.equal(result.status, 200, `${path} ${type}`)
@@ -115,7 +108,7 @@ t.test('Content-Type outside the allowed list: 415 before the body', async (t) =
   ]
   for (const [path, type, message] of refused) {
     const result = await exchange(port, {
-      head: post(path, ['Content-Length: 10', ...(type === null ? [] : [`Content-Type: ${type}`]), 'Expect: 100-continue']),
+      head: requestHead('POST', path, ['Content-Length: 10', ...(type === null ? [] : [`Content-Type: ${type}`]), 'Expect: 100-continue']),
       body: Buffer.alloc(10)
     })
     t.equal(result.statusLine, 'HTTP/1.1 415 Unsupported Media Type', `${path} ${String(type)}`)
@@ -123,7 +116,7 @@ t.test('Content-Type outside the allowed list: 415 before the body', async (t) =
     t.same(json(result), { statusCode: 415, code: 'UPFRONT_UNSUPPORTED_MEDIA_TYPE', error: 'Unsupported Media Type', message })
   }
   // A request without a body is not subject to the list.
-  const bodyless = await exchange(port, { head: post('/images', ['Content-Length: 0']) })
+  const bodyless = await exchange(port, { head: requestHead('POST', '/images', ['Content-Length: 0']) })
   t.equal(bodyless.status, 200)
 })
 
@@ -150,7 +143,7 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
 
   const body = Buffer.alloc(1_000_000, 'c')
   const result = await exchange(port, {
-    head: post('/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    head: requestHead('POST', '/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
     body,
     chunked: true,
     chunkSize: 16 * 1024,
@@ -173,7 +166,7 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
 
   // The content-type parser path ends the same way.
   const viaParser = await exchange(port, {
-    head: post('/json', ['Transfer-Encoding: chunked', 'Content-Type: application/json', 'Expect: 100-continue']),
+    head: requestHead('POST', '/json', ['Transfer-Encoding: chunked', 'Content-Type: application/json', 'Expect: 100-continue']),
     body,
     chunked: true,
     stopOnAnswer: false
@@ -183,7 +176,7 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
 
   // Under the limit, chunked bodies pass.
   const small = await exchange(port, {
-    head: post('/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
+    head: requestHead('POST', '/store', ['Transfer-Encoding: chunked', 'Expect: 100-continue']),
     body: body.subarray(0, 150_000),
     chunked: true
   })
@@ -191,7 +184,7 @@ t.test('chunked body over the limit: 413, reading stops, the consumer stream err
 
   t.equal(app.upfront.stats.refused['too-large-while-streaming'], 2)
   // The server is still healthy.
-  const again = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 3']), body: Buffer.from('abc'), send: 'now' })
+  const again = await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 3']), body: Buffer.from('abc'), send: 'now' })
   t.same(json(again), { received: 3 })
 })
 
@@ -210,7 +203,7 @@ t.test('a body that passes the limit before anyone reads it', async (t) => {
     })
   })
   const late = await exchange(port, {
-    head: post('/late-reader', ['Transfer-Encoding: chunked']),
+    head: requestHead('POST', '/late-reader', ['Transfer-Encoding: chunked']),
     body: Buffer.alloc(50_000),
     chunked: true,
     send: 'now',
@@ -223,7 +216,7 @@ t.test('a body that passes the limit before anyone reads it', async (t) => {
 
   // Nobody ever reads it: the answer stands, the excess is discarded.
   const unread = await exchange(port, {
-    head: post('/?readbody=false', ['Transfer-Encoding: chunked']),
+    head: requestHead('POST', '/?readbody=false', ['Transfer-Encoding: chunked']),
     body: Buffer.alloc(50_000),
     chunked: true,
     chunkSize: 20_000,
@@ -233,6 +226,6 @@ t.test('a body that passes the limit before anyone reads it', async (t) => {
   t.equal(unread.status, 401)
   t.equal(unread.headers.connection, 'close')
   t.notOk(unread.reset)
-  const healthy = await exchange(port, { head: post('/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
+  const healthy = await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
   t.same(json(healthy), { received: 2 })
 })

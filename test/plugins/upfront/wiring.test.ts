@@ -14,6 +14,8 @@ import t from 'tap'
 import type { Test } from 'tap'
 import upfront from 'upfront'
 import { startApp } from '../../helpers/app.js'
+import { requestHead } from '../../helpers/http.js'
+import { listen } from '../../helpers/net.js'
 import { exchange, json } from '../../helpers/wire.js'
 
 const key = readFileSync(new URL('../../fixtures/key.pem', import.meta.url))
@@ -89,9 +91,7 @@ async function serveUploads (t: Test, app: FastifyInstance, maxBytes: number): P
     for await (const chunk of request.raw) received += (chunk as Buffer).length
     return { received }
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  return (app.server.address() as { port: number }).port
+  return await listen(t, app)
 }
 
 async function h2App (t: Test, secure: boolean): Promise<number> {
@@ -184,9 +184,9 @@ t.test('hooks, logs, the error handler and the 404 handler all see Expect reques
     })
   }, { logger: { level: 'info', stream: logStream } })
 
-  const pony = await exchange(port, { head: 'POST /?readbody=true HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: a-pony' })
+  const pony = await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 5', 'Expect: a-pony']) })
   t.match(json(pony), { error: 'handled', code: 'UPFRONT_EXPECTATION_FAILED' })
-  const missing = await exchange(port, { head: 'POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue' })
+  const missing = await exchange(port, { head: requestHead('POST', '/nowhere', ['Content-Length: 5000', 'Expect: 100-continue']) })
   t.equal(missing.status, 404)
   t.same(missing.informational, [])
   t.equal(missing.headers.connection, 'close')
@@ -231,7 +231,7 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
     frameworkErrors (_error, _request, frameworkReply) {
       const reply = frameworkReply as FastifyReply
       reply.server.upfront.closeAfterAnswer(reply)
-      void reply.code(400).send({ statusCode: 400, code: 'BAD_URL', error: 'Bad Request', message: 'Fix the URL' })
+      reply.code(400).send({ statusCode: 400, code: 'BAD_URL', error: 'Bad Request', message: 'Fix the URL' })
     }
   })
   await app.register(upfront, { lingerMs: 500 })
@@ -242,11 +242,9 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
     reply.server.upfront.closeAfterAnswer(reply)
     reply.raw.end('ok')
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
+  const port = await listen(t, app)
   const answer = await exchange(port, {
-    head: ['PUT /files/%E0 HTTP/1.1', 'Host: x', 'Content-Length: 20000000'].join('\r\n'),
+    head: requestHead('PUT', '/files/%E0', ['Content-Length: 20000000']),
     body: Buffer.alloc(20_000_000),
     send: 'now',
     stopOnAnswer: false,
@@ -257,7 +255,7 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
   t.equal(answer.closedByServer, true, 'FIN after the answer')
   t.equal(answer.reset, false, 'the rest of the body is read and discarded, not reset')
 
-  const late = await exchange(port, { head: ['GET /late HTTP/1.1', 'Host: x'].join('\r\n') })
+  const late = await exchange(port, { head: requestHead('GET', '/late') })
   t.equal(late.status, 200)
   t.notOk('connection' in late.headers && late.headers.connection === 'close', 'once the head is out it changes nothing')
   t.equal(late.closedByServer, false)
@@ -268,9 +266,7 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
     reply.server.upfront.closeAfterAnswer(reply)
     return { ok: true }
   })
-  await h2.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => h2.close())
-  const session = http2Connect(`http://localhost:${(h2.server.address() as { port: number }).port}`)
+  const session = http2Connect(`http://localhost:${await listen(t, h2)}`)
   t.teardown(() => session.close())
   const status = await new Promise<number>((resolve) => {
     const stream = session.request({ ':method': 'GET', ':path': '/closing' })
