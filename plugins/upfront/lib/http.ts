@@ -28,9 +28,9 @@ export function contentLength (headers: { 'content-length'?: string | undefined 
 const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}$`)
 const MEDIA_RANGE = new RegExp(`^${TOKEN}/(?:${TOKEN}|\\*)$`)
 
-/** True for a `type/subtype` without parameters, in any case. */
+/** True for a concrete `type/subtype` without parameters, in any case (`*` is a token character, but `type/*` is a range). */
 export function isMediaType (value: string): boolean {
-  return MEDIA_TYPE.test(value)
+  return MEDIA_TYPE.test(value) && !value.split('/').includes('*')
 }
 
 /** True for a `type/subtype` or a `type/*` family. */
@@ -110,13 +110,16 @@ export function multipartBoundary (contentType: string | undefined): string | nu
 export function entityTags (value: string): string[] | null {
   if (value.trim() === '*') return ['*']
   const tags: string[] = []
-  const pattern = /\s*((?:W\/)?"[\x21\x23-\x7e\x80-\xff]*")\s*(,|$)/y
-  let match: RegExpExecArray | null
-  while (pattern.lastIndex < value.length && (match = pattern.exec(value)) !== null) {
-    tags.push(match[1] as string)
+  // One list element at a time: a tag or nothing (empty elements are
+  // ignored, RFC 9110 §5.6.1.2), then a comma or the end.
+  const element = /[ \t]*((?:W\/)?"[\x21\x23-\x7e\x80-\xff]*")?[ \t]*(,|$)/y
+  for (;;) {
+    const match = element.exec(value)
+    if (match === null) return null
+    if (match[1] !== undefined) tags.push(match[1])
     if (match[2] === '') break
   }
-  return pattern.lastIndex === value.length && tags.length > 0 ? tags : null
+  return tags.length > 0 ? tags : null
 }
 
 /** Weak comparison (RFC 9110 §8.8.3.2), the one `If-None-Match` uses; `*` matches any tag. */
@@ -133,15 +136,45 @@ export function strongMatch (tags: readonly string[], etag: string): boolean {
 // ---------------------------------------------------------------------------
 // HTTP-date (RFC 9110 §5.6.7)
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)'
+const LONG_DAY = '(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)'
+const MONTH = `(${MONTHS.join('|')})`
+const TIME = '(\\d{2}):(\\d{2}):(\\d{2})'
+/** IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE = new RegExp(`^${DAY}, (\\d{2}) ${MONTH} (\\d{4}) ${TIME} GMT$`)
+/** rfc850-date: `Sunday, 06-Nov-94 08:49:37 GMT` (obsolete). */
+const RFC850_DATE = new RegExp(`^${LONG_DAY}, (\\d{2})-${MONTH}-(\\d{2}) ${TIME} GMT$`)
+/** asctime-date: `Sun Nov  6 08:49:37 1994` (obsolete; in UTC). */
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ([ \\d]\\d) ${TIME} (\\d{4})$`)
+
 /**
  * A date field (`If-Modified-Since`, `If-Unmodified-Since`, `If-Range`) in
- * whole seconds since the epoch, or null when it is not a date: the RFC
- * says to ignore such a field. IMF-fixdate and the two obsolete formats are
- * read, as the RFC asks of a recipient.
+ * whole seconds since the epoch, or null when it is not an HTTP-date: the
+ * RFC says to ignore such a field. The three formats a recipient must read
+ * are read, all in UTC (RFC 9110 §5.6.7); a two-digit year more than 50
+ * years ahead is taken as in the past.
  */
 export function httpDate (value: string): number | null {
-  const time = Date.parse(value)
-  return Number.isNaN(time) ? null : Math.floor(time / 1000)
+  let day: string, month: string, year: number, hour: string, minute: string, second: string
+  let match = IMF_FIXDATE.exec(value)
+  if (match !== null) {
+    [, day = '', month = '', , hour = '', minute = '', second = ''] = match
+    year = Number(match[3])
+  } else if ((match = RFC850_DATE.exec(value)) !== null) {
+    [, day = '', month = '', , hour = '', minute = '', second = ''] = match
+    const thisYear = new Date().getUTCFullYear()
+    year = 2000 + Number(match[3])
+    while (year > thisYear + 50) year -= 100
+  } else if ((match = ASCTIME_DATE.exec(value)) !== null) {
+    [, month = '', day = '', hour = '', minute = '', second = ''] = match
+    year = Number(match[6])
+  } else {
+    return null
+  }
+  const time = Date.UTC(year, MONTHS.indexOf(month), Number(day), Number(hour), Number(minute), Number(second))
+  // Out-of-range fields (31 Feb, 25:00) are not dates.
+  return new Date(time).getUTCDate() === Number(day) && Number(hour) < 24 && Number(minute) < 60 && Number(second) < 61 ? time / 1000 : null
 }
 
 // ---------------------------------------------------------------------------

@@ -41,9 +41,10 @@ t.test('isMediaType and isMediaRange', async (t) => {
     ['IMAGE/PNG', true, true],
     ['application/vnd.api+json', true, true],
     ["a!#$%&'*+.^_`|~-/b", true, true],
-    // `*` is a tchar (RFC 9110 §5.6.2): type/* is a media type by the grammar too.
-    ['image/*', true, true],
-    ['IMAGE/*', true, true],
+    // `*` is a tchar (RFC 9110 §5.6.2), but type/* is a range, never a type.
+    ['image/*', false, true],
+    ['IMAGE/*', false, true],
+    ['*/*', false, true],
     ['image', false, false],
     ['image/', false, false],
     ['/png', false, false],
@@ -145,6 +146,10 @@ t.test('entityTags', async (t) => {
     ['""', ['""']],
     ['"a", W/"b" ,"c"', ['"a"', 'W/"b"', '"c"']],
     ['"a",', ['"a"']],
+    // Empty list elements are ignored (RFC 9110 §5.6.1.2).
+    ['"a", , "b"', ['"a"', '"b"']],
+    [', "a"', ['"a"']],
+    [',', null],
     ['"é"', ['"é"']],
     ['', null],
     ['abc', null],
@@ -183,6 +188,12 @@ t.test('httpDate', async (t) => {
   const cases: Array<[string, number | null]> = [
     ['Sun, 06 Nov 1994 08:49:37 GMT', 784111777],
     ['Sunday, 06-Nov-94 08:49:37 GMT', 784111777],
+    // asctime has no zone: it is UTC, whatever the machine's.
+    ['Sun Nov  6 08:49:37 1994', 784111777],
+    ['Thu, 31 Feb 1994 08:49:37 GMT', null],
+    ['Sun, 06 Nov 1994 24:49:37 GMT', null],
+    ['2024-01-01T00:00:00', null],
+    ['Sun, 06 Nov 1994 08:49:37 CET', null],
     ['Thu, 01 Jan 1970 00:00:00 GMT', 0],
     [new Date(1_700_000_000_999).toUTCString(), 1_700_000_000],
     ['not a date', null],
