@@ -60,7 +60,9 @@ export function compileMediaTypes (list: readonly string[]): MediaTypeMatcher {
   const families: string[] = []
   for (const entry of list) {
     const range = entry.toLowerCase()
-    if (range.endsWith('/*')) families.push(range.slice(0, -1))
+    // `*/*` is every type: the empty prefix.
+    if (range === '*/*') families.push('')
+    else if (range.endsWith('/*')) families.push(range.slice(0, -1))
     else exact.add(range)
   }
   return { exact, families, description: list.join(', ') }

@@ -76,6 +76,8 @@ t.test('mediaTypeOf', async (t) => {
 })
 
 t.test('compileMediaTypes and acceptsMediaType', async (t) => {
+  t.ok(acceptsMediaType(compileMediaTypes(['*/*']), 'text/plain; charset=utf-8'), '*/* takes any type')
+  t.notOk(acceptsMediaType(compileMediaTypes(['*/*']), undefined), 'but not none')
   const matcher = compileMediaTypes(['image/*', 'Application/PDF'])
   t.same([...matcher.exact], ['application/pdf'], 'types, lower-cased')
   t.same(matcher.families, ['image/'], 'type/* families, as prefixes')
