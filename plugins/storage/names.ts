@@ -41,3 +41,25 @@ export function checkName (name: string): string {
 export function isValidName (name: string): boolean {
   return nameProblem(name) === null
 }
+
+/**
+ * The order of names in listings: Unicode code point order, the order of
+ * their UTF-8 bytes (S3 lists keys in it). JavaScript's `<` compares UTF-16
+ * code units, which puts characters above U+FFFF (surrogate pairs) before
+ * U+E000-U+FFFF; this does not.
+ */
+export function compareNames (a: string, b: string): number {
+  const length = Math.min(a.length, b.length)
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return codePointRank(x) - codePointRank(y)
+  }
+  return a.length - b.length
+}
+
+/** A UTF-16 code unit's rank in code point order: surrogates after U+E000-U+FFFF. */
+function codePointRank (unit: number): number {
+  if (unit < 0xd800) return unit
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800
+}

@@ -1,7 +1,7 @@
 // The disk backend opened in a test directory, bodies to feed it, and the
 // check that it left nothing behind.
 import { createHash } from 'node:crypto'
-import { readdir } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Test } from 'tap'
@@ -77,12 +77,31 @@ export async function filesUnder (dir: string): Promise<string[]> {
 }
 
 /**
- * Checks that the storage directory holds the committed files and nothing
- * else: no temporary file, no data file that no record names.
+ * What a disk store holds besides its names' current versions: temporary
+ * files, records of past versions, data files no current record names.
+ * (A tombstone is a current version: a deleted name's.)
  */
+export async function diskLeftovers (dir: string): Promise<string[]> {
+  const left = (await filesUnder(dir)).filter((file) => file.startsWith('tmp/'))
+  const byName = new Map<string, string[]>()
+  for (const file of (await filesUnder(dir)).filter((file) => file.startsWith('files/'))) {
+    const directory = file.slice(0, file.lastIndexOf('/'))
+    byName.set(directory, [...(byName.get(directory) ?? []), file.slice(directory.length + 1)])
+  }
+  for (const [directory, entries] of byName) {
+    const records = entries.filter((entry) => entry.endsWith('.json')).sort()
+    const current = records.at(-1)
+    const record = current === undefined ? {} : JSON.parse(await readFile(join(dir, directory, current), 'utf8')) as { data?: string }
+    for (const entry of entries) {
+      if (entry !== current && entry !== record.data) left.push(`${directory}/${entry}`)
+    }
+  }
+  return left
+}
+
+/** Checks that the storage directory holds the committed files' current versions and nothing else. */
 export async function assertClean (t: Test, dir: string, committed: number): Promise<void> {
-  const files = await filesUnder(dir)
-  t.same(files.filter((file) => file.startsWith('tmp')), [], 'no temporary file is left')
-  t.equal(files.filter((file) => file.startsWith('files') && file.endsWith('.json')).length, committed, 'one record per committed file')
-  t.equal(files.filter((file) => file.startsWith('files') && file.endsWith('.data')).length, committed, 'one data file per committed file')
+  t.same(await diskLeftovers(dir), [], 'no temporary file, past version or unnamed data is left')
+  const data = (await filesUnder(dir)).filter((file) => file.startsWith('files/') && file.endsWith('.data'))
+  t.equal(data.length, committed, 'one data file per committed file')
 }

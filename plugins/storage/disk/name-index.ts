@@ -1,92 +1,81 @@
-// The names of each owner's files, sorted, kept in memory once the owner
-// lists them: a page of a listing then costs a binary search and the
-// records of that page, not a read of every record the owner has.
-//
-// An owner's names are loaded from disk on its first listing; the commits
-// and deletes of this process keep them up to date from then on (a storage
-// directory belongs to one process). Changes made while the names are being
-// loaded are applied once they are in, in order: each one states the
-// outcome for its name, so whichever of the two saw the disk last is right.
+// The names of the owners that listed their files lately, sorted, kept in
+// memory so that a page of a listing costs the records of that page, not a
+// read of every record the owner has. Never the truth: on every listing the
+// owner's directory is read again (one system call, cheap even for 10,000
+// names) and the cache follows it: names whose directory appeared are read
+// from their records, names whose directory went are dropped. A name's
+// directory is named by the name's hash, so what a directory stands for
+// never changes.
+import { compareNames } from '../names.js'
 
-/** Index of the first name in `sorted` that is not before `name`. */
-function lowerBound (sorted: readonly string[], name: string): number {
+/** Index of the first name in `sorted` that comes after `name`. */
+function upperBound (sorted: readonly string[], name: string): number {
   let low = 0
   let high = sorted.length
   while (low < high) {
     const middle = (low + high) >>> 1
-    if ((sorted[middle] as string) < name) low = middle + 1
+    if (compareNames(sorted[middle] as string, name) <= 0) low = middle + 1
     else high = middle
   }
   return low
 }
 
-interface Change {
-  present: boolean
-  name: string
-}
+/** Directory entries resolved at once. */
+const RESOLVED_AT_ONCE = 32
 
 export class OwnerNames {
+  /** Name of each directory entry; null for an entry that holds no record (yet). */
+  readonly #byEntry = new Map<string, string | null>()
   #sorted: string[] = []
-  /** Told of every change in the number of names held, while the index counts this owner. */
-  onResize: ((delta: number) => void) | null = null
-  /** Settles when the names are loaded; null before the first load and after a failed one. */
-  #loaded: Promise<void> | null = null
-  /** Changes seen while loading; null otherwise. */
-  #pending: Change[] | null = null
-
-  async load (read: () => Promise<string[]>): Promise<void> {
-    this.#loaded ??= this.#load(read)
-    await this.#loaded
-  }
-
-  async #load (read: () => Promise<string[]>): Promise<void> {
-    this.#pending = []
-    try {
-      // Sorted by UTF-16 code units, the order in which `<` compares strings.
-      this.#sorted = (await read()).sort()
-      this.onResize?.(this.#sorted.length)
-      for (const change of this.#pending) this.#apply(change)
-    } catch (error) {
-      this.#loaded = null
-      throw error
-    } finally {
-      this.#pending = null
-    }
-  }
-
-  /** Records that `name` now exists (`present`) or no longer does. */
-  change (change: Change): void {
-    if (this.#pending !== null) this.#pending.push(change)
-    else if (this.#loaded !== null) this.#apply(change)
-  }
+  /** The update in progress: listings of one owner at once update its names one after the other. */
+  #following: Promise<number> = Promise.resolve(0)
 
   /** Names held. */
   get size (): number {
     return this.#sorted.length
   }
 
-  /** Up to `count` names after `after` (from the first when null). */
+  /** Up to `count` names after `after` (from the first when null), in code point order. */
   after (after: string | null, count: number): string[] {
-    // The first name past `after` is the first one not before `after` + U+0000.
-    const start = after === null ? 0 : lowerBound(this.#sorted, after + '\0')
+    const start = after === null ? 0 : upperBound(this.#sorted, after)
     return this.#sorted.slice(start, start + count)
   }
 
-  #apply ({ present, name }: Change): void {
-    const at = lowerBound(this.#sorted, name)
-    const found = this.#sorted[at] === name
-    if (present && !found) {
-      this.#sorted.splice(at, 0, name)
-      this.onResize?.(1)
+  /** Brings the names in line with the directory's `entries`; `nameOf` reads the name of an entry. Returns the change in names held. */
+  async follow (entries: readonly string[], nameOf: (entry: string) => Promise<string | null>): Promise<number> {
+    const following = this.#following.then(async () => await this.#follow(entries, nameOf), async () => await this.#follow(entries, nameOf))
+    this.#following = following
+    return await following
+  }
+
+  async #follow (entries: readonly string[], nameOf: (entry: string) => Promise<string | null>): Promise<number> {
+    const present = new Set(entries)
+    let changed = false
+    for (const entry of this.#byEntry.keys()) {
+      if (!present.has(entry)) {
+        this.#byEntry.delete(entry)
+        changed = true
+      }
     }
-    if (!present && found) {
-      this.#sorted.splice(at, 1)
-      this.onResize?.(-1)
+    // Entries without a name yet are read again: a commit may have placed their first record since.
+    const unknown = entries.filter((entry) => (this.#byEntry.get(entry) ?? null) === null)
+    for (let i = 0; i < unknown.length; i += RESOLVED_AT_ONCE) {
+      const batch = unknown.slice(i, i + RESOLVED_AT_ONCE)
+      const names = await Promise.all(batch.map(nameOf))
+      batch.forEach((entry, at) => {
+        const name = names[at] ?? null
+        if (name !== null) changed = true
+        this.#byEntry.set(entry, name)
+      })
     }
+    if (!changed) return 0
+    const before = this.#sorted.length
+    this.#sorted = [...this.#byEntry.values()].filter((name): name is string => name !== null).sort(compareNames)
+    return this.#sorted.length - before
   }
 }
 
-/** The sorted names of the owners that listed their files lately. */
+/** The sorted names of the owners that listed their files lately, at most about `maxNames` in all. */
 export class NameIndex {
   readonly #owners = new Map<string, OwnerNames>()
   readonly #maxNames: number
@@ -102,26 +91,20 @@ export class NameIndex {
     this.#maxNames = maxNames
   }
 
-  /** The names of `owner`, loaded with `read` (every name it has, in any order) unless they are in memory. */
-  async of (owner: string, read: () => Promise<string[]>): Promise<OwnerNames> {
+  /** The names of `owner`, brought in line with its directory's `entries`. */
+  async of (owner: string, entries: readonly string[], nameOf: (entry: string) => Promise<string | null>): Promise<OwnerNames> {
     let names = this.#owners.get(owner)
     if (names === undefined) {
       names = new OwnerNames()
-      names.onResize = (delta) => { this.#total += delta }
       this.#total += 1
     } else {
       // Most recently listed last.
       this.#owners.delete(owner)
     }
     this.#owners.set(owner, names)
-    await names.load(read)
+    this.#total += await names.follow(entries, nameOf)
     this.#trim(owner)
     return names
-  }
-
-  /** Tells the index that `owner` now has a file named `name` (`present`), or no longer has one. */
-  change (owner: string, name: string, present: boolean): void {
-    this.#owners.get(owner)?.change({ present, name })
   }
 
   /** Drops the owners listed least recently until the total is within the limit, `keep` aside. */
@@ -130,7 +113,6 @@ export class NameIndex {
       if (this.#total <= this.#maxNames) break
       if (owner === keep) continue
       this.#owners.delete(owner)
-      names.onResize = null
       this.#total -= names.size + 1
     }
   }

@@ -1,218 +1,149 @@
-// One upload to disk: a temporary file written as the body arrives,
-// hashed on the way, synced, then handed to the storage to be placed.
-import { createHash } from 'node:crypto'
+// One upload to disk: a temporary file written in batches as the body
+// arrives, flushed in the background, synced, then handed to the storage
+// to be placed.
 import { open, rm } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
-import { finished } from 'node:stream'
-import type { Readable } from 'node:stream'
 import { InsufficientStorageError } from '../../../errors.js'
+import { StagedUpload } from '../intake.js'
+import type { Sink } from '../intake.js'
 import type { Preconditions } from '../preconditions.js'
-import type { StoredFile, Upload, Written } from '../types.js'
+import type { StoredFile, Written } from '../types.js'
 
-type UploadState = 'ready' | 'writing' | 'written' | 'committing' | 'committed' | 'aborted'
+export interface DiskSinkOptions {
+  /** Bytes gathered before they go to disk in one write. */
+  writeBatchBytes: number
+  /** Bytes written between two background flushes to disk. */
+  syncEveryBytes: number
+}
 
-interface UploadTarget extends ReceiveOptions {
+interface DiskUploadTarget extends DiskSinkOptions {
   tempPath: string
-  /** Makes the synced and closed temporary file visible; called at most once. */
-  place: (tempPath: string, written: Written, conditions: Preconditions) => Promise<StoredFile>
+  md5: boolean
+  /** Makes the synced and closed temporary file the named file; called at most once. */
+  place: (tempPath: string, written: Written, preconditions: Preconditions) => Promise<StoredFile>
   /** Called once, when the upload is committed or dropped. */
   settled: () => void
 }
 
-export class DiskUpload implements Upload {
-  readonly #target: UploadTarget
-  /** Stops a write in progress when the upload is aborted. */
-  readonly #aborting = new AbortController()
-  #state: UploadState = 'ready'
+export class DiskUpload extends StagedUpload {
+  readonly #target: DiskUploadTarget
   #handle: FileHandle | null = null
-  #written: Written | null = null
-  /** The write or commit in progress, which `abort` waits for. */
-  #busy: Promise<unknown> = Promise.resolve()
 
-  constructor (target: UploadTarget) {
+  constructor (target: DiskUploadTarget) {
+    super(target.md5)
     this.#target = target
   }
 
-  async write (source: Readable): Promise<Written> {
-    if (this.#state !== 'ready') throw new Error(`write() is called once, on a new upload; this one is ${this.#state}`)
-    this.#state = 'writing'
-    const writing = this.#write(source)
-    this.#busy = writing
-    return await writing
+  protected async open (): Promise<Sink> {
+    this.#handle = await open(this.#target.tempPath, 'wx')
+    return diskSink(this.#handle, this.#target)
   }
 
-  async commit (conditions: Preconditions = {}): Promise<StoredFile> {
-    if (this.#state !== 'written' || this.#handle === null || this.#written === null) {
-      throw new Error(`commit() is called once, after write(); this upload is ${this.#state}`)
-    }
-    this.#state = 'committing'
-    const committing = this.#commit(this.#handle, this.#written, conditions)
-    this.#busy = committing
-    return await committing
+  protected async place (written: Written, preconditions: Preconditions): Promise<StoredFile> {
+    const handle = this.#handle as FileHandle
+    await handle.sync()
+    this.#handle = null
+    await handle.close()
+    return await this.#target.place(this.#target.tempPath, written, preconditions)
   }
 
-  async abort (): Promise<void> {
-    this.#aborting.abort()
-    await this.#busy.then(ignore, ignore)
-    if (this.#state === 'ready' || this.#state === 'written') await this.#drop()
-  }
-
-  async #write (source: Readable): Promise<Written> {
-    try {
-      this.#handle = await open(this.#target.tempPath, 'wx')
-      const written = await receive(source, this.#handle, this.#target, this.#aborting.signal)
-      this.#written = written
-      this.#state = 'written'
-      return written
-    } catch (error) {
-      await this.#drop()
-      throw storageError(error)
-    }
-  }
-
-  async #commit (handle: FileHandle, written: Written, conditions: Preconditions): Promise<StoredFile> {
-    try {
-      await handle.sync()
-      this.#handle = null
-      await handle.close()
-      const meta = await this.#target.place(this.#target.tempPath, written, conditions)
-      this.#settle('committed')
-      return meta
-    } catch (error) {
-      await this.#drop()
-      throw storageError(error)
-    }
-  }
-
-  async #drop (): Promise<void> {
-    this.#settle('aborted')
+  protected async discard (): Promise<void> {
     const handle = this.#handle
     this.#handle = null
     await handle?.close()
     await rm(this.#target.tempPath, { force: true })
   }
 
-  #settle (state: 'committed' | 'aborted'): void {
-    this.#state = state
+  protected storageError (error: unknown): unknown {
+    return storageError(error)
+  }
+
+  protected settled (): void {
     this.#target.settled()
   }
 }
 
-interface ReceiveOptions {
-  md5: boolean
-  writeBatchBytes: number
-  syncEveryBytes: number
-}
-
 /**
- * Reads `source` to its end into `handle`, hashing each chunk as it arrives
- * and writing the chunks in batches: one batch is written while the next
- * one fills, and the source is paused only when both are full. Every
+ * Writes chunks to `handle` in batches: one batch is written while the next
+ * one fills, and the writer is asked to wait only when both are full. Every
  * `syncEveryBytes` a flush to disk starts in the background, so that the
  * disk works while the network does and the commit's fsync finds little
  * left to do; its outcome is awaited, so that no write error goes unseen.
- * On failure the source is left paused, not destroyed: whoever owns it
- * decides between draining it (so that a 413 can be read) and closing the
- * connection.
  */
-async function receive (source: Readable, handle: FileHandle, options: ReceiveOptions, signal: AbortSignal): Promise<Written> {
-  return await new Promise<Written>((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason)
-      return
-    }
-    const sha256 = createHash('sha256')
-    const md5 = options.md5 ? createHash('md5') : null
-    let size = 0
-    let batch: Buffer[] = []
-    let batchBytes = 0
-    /** Bytes handed to writes so far: where the next batch goes. */
-    let position = 0
-    let unsyncedBytes = 0
-    let writing = false
-    let syncing = false
-    let paused = false
-    let ended = false
-    let settled = false
+function diskSink (handle: FileHandle, options: DiskSinkOptions): Sink {
+  let batch: Buffer[] = []
+  let batchBytes = 0
+  /** Bytes handed to writes so far: where the next batch goes. */
+  let position = 0
+  let unsyncedBytes = 0
+  let writing = false
+  let syncing = false
+  let ending: { resolve: () => void, reject: (error: unknown) => void } | null = null
+  let failure: unknown = null
+  let resume: (() => void) | null = null
+  let fail: (error: unknown) => void = () => {}
 
-    const stop = (): void => {
-      settled = true
-      source.off('data', onData)
-      stopWatching()
-      signal.removeEventListener('abort', onAbort)
-      source.pause()
+  const failed = (error: unknown): void => {
+    failure ??= error
+    if (ending !== null) ending.reject(failure)
+    else fail(failure)
+  }
+  /** Starts what can start now: the next batch, a background sync, or the end. */
+  const advance = (): void => {
+    if (failure !== null) return
+    if (!writing && (batchBytes >= options.writeBatchBytes || (ending !== null && batchBytes > 0))) {
+      flush()
+      const ready = resume
+      resume = null
+      ready?.()
     }
-    const fail = (error: unknown): void => {
-      stop()
-      reject(error)
-    }
-    const onAbort = (): void => { fail(signal.reason) }
-
-    /** Starts what can start now: the next batch, a background sync, or the end. */
-    const advance = (): void => {
-      if (settled) return
-      if (!writing && (batchBytes >= options.writeBatchBytes || (ended && batchBytes > 0))) {
-        write()
-        if (paused) {
-          paused = false
-          source.resume()
-        }
-      }
-      if (!syncing && !ended && unsyncedBytes >= options.syncEveryBytes) {
-        syncing = true
-        unsyncedBytes = 0
-        handle.datasync().then(() => {
-          syncing = false
-          advance()
-        }, fail)
-      }
-      if (ended && !writing && !syncing) {
-        stop()
-        resolve({ size, sha256: sha256.digest(), md5: md5 === null ? null : md5.digest() })
-      }
-    }
-    const write = (): void => {
-      const buffers = batch
-      const bytes = batchBytes
-      const at = position
-      position += bytes
-      batch = []
-      batchBytes = 0
-      writing = true
-      writeAll(handle, buffers, at).then(() => {
-        writing = false
-        unsyncedBytes += bytes
+    if (!syncing && ending === null && unsyncedBytes >= options.syncEveryBytes) {
+      syncing = true
+      unsyncedBytes = 0
+      handle.datasync().then(() => {
+        syncing = false
         advance()
-      }, fail)
+      }, failed)
     }
+    if (ending !== null && !writing && !syncing) ending.resolve()
+  }
+  const flush = (): void => {
+    const buffers = batch
+    const bytes = batchBytes
+    const at = position
+    position += bytes
+    batch = []
+    batchBytes = 0
+    writing = true
+    writeAll(handle, buffers, at).then(() => {
+      writing = false
+      unsyncedBytes += bytes
+      advance()
+    }, failed)
+  }
 
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      sha256.update(chunk)
-      md5?.update(chunk)
+  return {
+    write (chunk, ready, onFailure) {
+      fail = onFailure
       batch.push(chunk)
       batchBytes += chunk.length
-      if (batchBytes < options.writeBatchBytes) return
+      if (batchBytes < options.writeBatchBytes) return true
       if (writing) {
         // Both batches are full: wait for the disk.
-        paused = true
-        source.pause()
-      } else {
-        advance()
+        resume = ready
+        return false
       }
-    }
-
-    const stopWatching = finished(source, { writable: false }, (error) => {
-      if (error != null) {
-        fail(error)
-        return
-      }
-      ended = true
       advance()
-    })
-    signal.addEventListener('abort', onAbort)
-    source.on('data', onData)
-  })
+      return true
+    },
+    async end () {
+      if (failure !== null) throw failure
+      await new Promise<void>((resolve, reject) => {
+        ending = { resolve, reject }
+        advance()
+      })
+    }
+  }
 }
 
 /** Writes all of `buffers` at `position`, going on after a partial write (the disk filling up, typically). */
@@ -246,5 +177,3 @@ const outOfSpaceCodes = new Set<unknown>(['ENOSPC', 'EDQUOT'])
 export function storageError (error: unknown): unknown {
   return outOfSpaceCodes.has((error as NodeJS.ErrnoException).code) ? new InsufficientStorageError({ cause: error }) : error
 }
-
-export function ignore (): void {}

@@ -1,97 +1,77 @@
 import t from 'tap'
 import { NameIndex } from '../../../../plugins/storage/disk/name-index.js'
 
-/** A load that finishes when the test says so. */
-function deferred (): { read: () => Promise<string[]>, finish: (names: string[]) => void, fail: (error: Error) => void, calls: () => number } {
-  let calls = 0
-  let finish: (names: string[]) => void = () => {}
-  let fail: (error: Error) => void = () => {}
-  const read = async (): Promise<string[]> => {
-    calls++
-    return await new Promise<string[]>((resolve, reject) => { finish = resolve; fail = reject })
+/** A directory of entries standing for names (the entry is the name, upper-cased), and a count of the records read. */
+function directory (): { nameOf: (entry: string) => Promise<string | null>, reads: () => number, unnamed: Set<string> } {
+  let reads = 0
+  const unnamed = new Set<string>()
+  return {
+    nameOf: async (entry) => {
+      reads++
+      return unnamed.has(entry) ? null : entry.toUpperCase()
+    },
+    reads: () => reads,
+    unnamed
   }
-  return { read, finish: (names) => { finish(names) }, fail: (error) => { fail(error) }, calls: () => calls }
 }
 
-t.test('names come sorted, a page after a cursor at a time', async (t) => {
-  const index = new NameIndex(4)
-  const names = await index.of('alice', async () => ['b', 'a/b', 'ab', 'a', 'B', 'é', 'a/'])
-  t.same(names.after(null, 100), ['B', 'a', 'a/', 'a/b', 'ab', 'b', 'é'], 'UTF-16 order, as < compares')
-  t.same(names.after(null, 2), ['B', 'a'])
-  t.same(names.after('a', 2), ['a/', 'a/b'], 'strictly after the cursor, prefixes included')
-  t.same(names.after('a/b', 10), ['ab', 'b', 'é'])
-  t.same(names.after('aa', 10), ['ab', 'b', 'é'], 'a cursor that is no name')
-  t.same(names.after('é', 10), [])
-  t.same(names.after('0', 1), ['B'])
+t.test('names come sorted in code point order, a page after a cursor at a time', async (t) => {
+  const index = new NameIndex(100)
+  const { nameOf } = directory()
+  const names = await index.of('alice', ['b', 'a/b', 'ab', 'a', 'é', 'a/', '\u{1F600}', '\u{E000}'], nameOf)
+  t.same(names.after(null, 100), ['A', 'A/', 'A/B', 'AB', 'B', 'É', '\u{E000}', '\u{1F600}'], 'code point order: U+E000 before U+1F600')
+  t.same(names.after(null, 2), ['A', 'A/'])
+  t.same(names.after('A', 2), ['A/', 'A/B'], 'strictly after the cursor, prefixes included')
+  t.same(names.after('AA', 10), ['AB', 'B', 'É', '\u{E000}', '\u{1F600}'], 'a cursor that is no name')
+  t.same(names.after('\u{1F600}', 10), [])
+  t.same(names.after('0', 1), ['A'])
 })
 
-t.test('commits and deletes keep the names of a listed owner', async (t) => {
-  const index = new NameIndex(4)
-  let reads = 0
-  const names = await index.of('alice', async () => { reads++; return ['a', 'c'] })
-  index.change('alice', 'b', true)
-  index.change('alice', 'b', true)
-  index.change('alice', 'c', false)
-  index.change('alice', 'x', false)
-  t.same(names.after(null, 10), ['a', 'b'], 'each name once; removing what is absent changes nothing')
-  index.change('bob', 'z', true)
-  t.same((await index.of('alice', async () => { reads++; return [] })).after(null, 10), ['a', 'b'], 'not read again')
-  t.equal(reads, 1)
-  t.same((await index.of('bob', async () => ['y'])).after(null, 10), ['y'], 'a change before the first listing is not kept: the load sees the disk')
+t.test('the directory is the truth: every listing follows it, reading only new entries', async (t) => {
+  const index = new NameIndex(100)
+  const dir = directory()
+  await index.of('alice', ['a', 'c'], dir.nameOf)
+  t.equal(dir.reads(), 2)
+  const names = await index.of('alice', ['a', 'b'], dir.nameOf)
+  t.same(names.after(null, 10), ['A', 'B'], 'an entry gone is dropped, a new one read')
+  t.equal(dir.reads(), 3, 'only the new entry was read')
+  await index.of('alice', ['a', 'b'], dir.nameOf)
+  t.equal(dir.reads(), 3, 'nothing new, nothing read')
+
+  // An entry without a record yet (a commit placing its first version) is read again next time.
+  dir.unnamed.add('d')
+  t.same((await index.of('alice', ['a', 'b', 'd'], dir.nameOf)).after(null, 10), ['A', 'B'])
+  dir.unnamed.delete('d')
+  t.same((await index.of('alice', ['a', 'b', 'd'], dir.nameOf)).after(null, 10), ['A', 'B', 'D'])
 })
 
-t.test('changes made while loading are applied after, in order', async (t) => {
-  const index = new NameIndex(4)
-  const load = deferred()
-  const listing = index.of('alice', load.read)
-  const second = index.of('alice', load.read)
-  index.change('alice', 'new', true)
-  index.change('alice', 'gone', false)
-  index.change('alice', 'again', false)
-  index.change('alice', 'again', true)
-  index.change('alice', 'brief', true)
-  index.change('alice', 'brief', false)
-  load.finish(['gone', 'kept', 'again'])
-  const names = await listing
-  t.equal(await second, names, 'one load for callers that came meanwhile')
-  t.equal(load.calls(), 1)
-  t.same(names.after(null, 10), ['again', 'kept', 'new'])
-})
-
-t.test('a failed load is tried again by the next listing', async (t) => {
-  const index = new NameIndex(4)
-  const load = deferred()
-  const listing = index.of('alice', load.read)
-  load.fail(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }))
-  await t.rejects(listing, { code: 'ENOTDIR' })
-  index.change('alice', 'lost', true)
-  const names = await index.of('alice', async () => ['fresh'])
-  t.same(names.after(null, 10), ['fresh'], 'read again; nothing from before the failure')
-})
-
-t.test('past the most names it keeps, the owners listed least recently go', async (t) => {
-  // 10 weighs an owner with 2 names as 3.
-  const index = new NameIndex(10)
-  const reads: string[] = []
-  const of = async (owner: string, count = 2): Promise<void> => {
-    await index.of(owner, async () => { reads.push(owner); return Array.from({ length: count }, (_, i) => `${owner}${i}`) })
+t.test('listings of one owner at once follow the directory one after the other', async (t) => {
+  const index = new NameIndex(100)
+  let release: () => void = () => {}
+  const slow = async (entry: string): Promise<string> => {
+    await new Promise<void>((resolve) => { release = resolve })
+    return entry
   }
-  await of('a')
-  await of('b')
-  await of('c')
-  t.same(reads, ['a', 'b', 'c'], '9 kept')
-  await of('a')
-  await of('d')
-  t.same(reads, ['a', 'b', 'c', 'd'], 'b went, listed least recently')
-  await of('a')
-  await of('c')
-  t.same(reads, ['a', 'b', 'c', 'd'], 'a and c still there')
-  await of('b')
-  t.same(reads, ['a', 'b', 'c', 'd', 'b'])
+  const first = index.of('alice', ['x'], slow)
+  const second = index.of('alice', ['x', 'y'], async (entry) => entry)
+  await new Promise((resolve) => setImmediate(resolve))
+  release()
+  const [one, two] = await Promise.all([first, second])
+  t.equal(one, two, 'one set of names per owner')
+  t.same(two.after(null, 10), ['x', 'y'], 'the later listing sees the later directory')
+})
 
-  await of('huge', 50)
-  t.same((await index.of('huge', async () => { reads.push('again'); return [] })).size, 50, 'an owner over the limit alone is kept while it is the last listed')
-  await of('e')
-  await of('huge', 50)
-  t.equal(reads.at(-1), 'huge', 'and dropped by the next listing of another owner')
+t.test('memory: the owners listed least recently are dropped past the limit, the last one always kept', async (t) => {
+  const index = new NameIndex(6)
+  const dir = directory()
+  await index.of('alice', ['a', 'b'], dir.nameOf)
+  await index.of('bob', ['c'], dir.nameOf)
+  t.equal(dir.reads(), 3)
+  await index.of('carol', ['d', 'e', 'f'], dir.nameOf)
+  await index.of('bob', ['c'], dir.nameOf)
+  t.equal(dir.reads(), 6, 'bob was kept: his name was not read again')
+  await index.of('alice', ['a', 'b'], dir.nameOf)
+  t.equal(dir.reads(), 8, 'alice was dropped and read again')
+  const huge = Array.from({ length: 20 }, (_, i) => `n${i}`)
+  t.equal((await index.of('dave', huge, dir.nameOf)).size, 20, 'the owner listing now is kept, however many names')
 })
