@@ -21,7 +21,7 @@ t.test('DELETE, GET and HEAD hold to If-Match and If-Unmodified-Since', async (t
   const etag = stored.headers.etag as string
 
   for (const method of ['GET', 'HEAD', 'DELETE']) {
-    for (const [what, line] of [['a stale If-Match', 'If-Match: "0000"'], ['an old If-Unmodified-Since', `If-Unmodified-Since: ${PAST}`]]) {
+    for (const [what, line] of [['a stale If-Match', 'If-Match: "0000"'], ['an old If-Unmodified-Since', `If-Unmodified-Since: ${PAST}`]] as const) {
       const refused = await request(port, method, '/files/kept.txt', [line])
       t.equal(refused.status, 412, `${method} with ${what}`)
       if (method !== 'HEAD') t.match(json(refused), { code: 'UPFRONT_PRECONDITION_FAILED' })

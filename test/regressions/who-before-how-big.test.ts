@@ -12,7 +12,7 @@ const MiB = 1024 * 1024
 
 t.test('without valid credentials: 401 whatever the body declares, before the body', async (t) => {
   const { port, app } = await startService(t, { MAX_UPLOAD_BYTES: String(MiB) })
-  for (const [what, framing] of [['declared 10 MiB', `Content-Length: ${10 * MiB}`], ['chunked', 'Transfer-Encoding: chunked']]) {
+  for (const [what, framing] of [['declared 10 MiB', `Content-Length: ${10 * MiB}`], ['chunked', 'Transfer-Encoding: chunked']] as const) {
     for (const credentials of [[], ['Authorization: Bearer not-a-valid-token-at-all']]) {
       const result = await exchange(port, {
         head: ['PUT /files/big.bin HTTP/1.1', 'Host: x', 'Expect: 100-continue', framing, ...credentials].join('\r\n'),

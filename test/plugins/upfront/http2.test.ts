@@ -90,8 +90,8 @@ t.test('any answer given mid-body ends the request stream the same way, the body
   const port = await serve(t)
   const session = connect(`http://127.0.0.1:${port}`)
   t.teardown(() => session.destroy())
-  for (const [path, code] of [['/early', 'EARLY'], ['/paused', 'PAUSED']]) {
-    const early = await upload(session, path as string, 8 * 1024 * 1024)
+  for (const [path, code] of [['/early', 'EARLY'], ['/paused', 'PAUSED']] as const) {
+    const early = await upload(session, path, 8 * 1024 * 1024)
     t.equal(early.status, 409, path)
     t.match(JSON.parse(early.body), { code }, `${path}: the whole answer arrived`)
     t.not(early.writing, 'hanging', `${path}: the client's writing ended`)
