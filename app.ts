@@ -9,14 +9,14 @@ import auth, { PRESIGN_PARAMS } from './plugins/auth/index.js'
 import cors, { noCors } from './plugins/cors.js'
 import storagePlugin from './plugins/storage/index.js'
 import type { Storage } from './plugins/storage/index.js'
-import { DiskStorage } from './plugins/storage/disk/index.js'
+import { openStorage } from './plugins/storage/open.js'
 import filesRoutes from './routes/files/index.js'
 import healthRoutes from './routes/health.js'
 import presignRoutes from './routes/presign.js'
 
 export interface AppOptions {
   config: Config
-  /** A storage backend; by default, files on disk under `config.dataDir`. */
+  /** A storage backend, opened; by default, the one `config` names. */
   storage?: Storage
   /** Fastify's logger option; by default, JSON logs at `config.logLevel` with secrets redacted (`loggerOptions`). */
   logger?: FastifyServerOptions['logger']
@@ -100,7 +100,7 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   await app.register(upfront, { maxBytes: config.maxUploadBytes })
   await app.register(config.corsOrigins === null ? noCors : cors, { origins: config.corsOrigins ?? '*' })
   await app.register(auth, { ...config.auth, presign: { ...config.auth.presign, pathPrefix: `${FILES_PREFIX}/` } })
-  await app.register(storagePlugin, { storage: storage ?? await DiskStorage.open(config.dataDir) })
+  await app.register(storagePlugin, { storage: storage ?? await openStorage(config.storage) })
   // Limits are set per request by the form route.
   await app.register(multipart)
 

@@ -6,6 +6,8 @@ import envSchema from 'env-schema'
 import { InvalidConfigError } from './errors.js'
 import { publicKeyAlgorithms } from './plugins/auth/index.js'
 import type { AuthOptions } from './plugins/auth/index.js'
+import type { StorageSettings } from './plugins/storage/open.js'
+import type { S3StorageOptions } from './plugins/storage/s3/index.js'
 
 export { InvalidConfigError } from './errors.js'
 
@@ -15,8 +17,8 @@ export type NodeEnv = 'production' | 'development' | 'test'
 export interface Config {
   port: number
   host: string
-  /** Absolute path of the storage directory. */
-  dataDir: string
+  /** Where files are stored: on disk (`dataDir`, an absolute path), or in an S3-compatible bucket. */
+  storage: StorageSettings
   /** Largest upload accepted, in bytes; a JWT claim or a presigned grant can only lower it. */
   maxUploadBytes: number
   logLevel: LogLevel
@@ -52,6 +54,14 @@ const schema = {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3000, description: 'a TCP port, a whole number from 0 to 65535' },
     HOST: { type: 'string', default: '127.0.0.1', description: 'an address or host name to listen on' },
     DATA_DIR: { type: 'string', default: './data', description: 'a directory path' },
+    STORAGE: { type: 'string', enum: ['disk', 's3'], default: 'disk', description: 'disk or s3' },
+    S3_BUCKET: { type: 'string', pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'a bucket name (3 to 63 characters: a-z 0-9 . -)' },
+    S3_ENDPOINT: { type: 'string', pattern: '^https?://', description: 'the http: or https: URL of the S3 engine, such as http://127.0.0.1:7480; leave it out for AWS S3' },
+    S3_REGION: { type: 'string', default: 'us-east-1', description: 'a region name such as eu-west-1' },
+    S3_FORCE_PATH_STYLE: { type: 'boolean', default: false, description: 'true or false' },
+    S3_PREFIX: { type: 'string', pattern: '^[^\\x00-\\x1f]*/$', description: 'a key prefix ending in "/", such as upfront/' },
+    S3_PART_SIZE: { type: 'integer', minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024, description: 'a part size in bytes, from 5242880 (5 MiB) to 5 GiB' },
+    S3_QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 16, default: 2, description: 'a number of parts uploaded at once, from 1 to 16' },
     MAX_UPLOAD_BYTES: {
       type: 'integer',
       minimum: 1,
@@ -91,6 +101,14 @@ interface Env {
   PORT: number
   HOST: string
   DATA_DIR: string
+  STORAGE: 'disk' | 's3'
+  S3_BUCKET?: string
+  S3_ENDPOINT?: string
+  S3_REGION: string
+  S3_FORCE_PATH_STYLE: boolean
+  S3_PREFIX?: string
+  S3_PART_SIZE: number
+  S3_QUEUE_SIZE: number
   MAX_UPLOAD_BYTES: number
   AUTH_TOKENS?: string
   AUTH_JWT_SECRET?: string
@@ -226,6 +244,28 @@ function list (setting: string | undefined): string[] | undefined {
 }
 
 /**
+ * The S3 backend's options. Credentials are the SDK's standard chain
+ * (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, an instance
+ * role); when the two variables are in `env`, they are passed as they are.
+ */
+function s3Options (values: Env, env: NodeJS.ProcessEnv): S3StorageOptions {
+  const options: S3StorageOptions = {
+    bucket: values.S3_BUCKET as string,
+    endpoint: values.S3_ENDPOINT,
+    region: values.S3_REGION,
+    forcePathStyle: values.S3_FORCE_PATH_STYLE,
+    prefix: values.S3_PREFIX ?? '',
+    partSize: values.S3_PART_SIZE,
+    queueSize: values.S3_QUEUE_SIZE
+  }
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env
+  if (accessKeyId !== undefined && accessKeyId !== '' && secretAccessKey !== undefined && secretAccessKey !== '') {
+    options.client = { credentials: { accessKeyId, secretAccessKey, ...(sessionToken === undefined || sessionToken === '' ? {} : { sessionToken }) } }
+  }
+  return options
+}
+
+/**
  * Reads the service's settings from the environment. An empty variable
  * counts as unset. Throws `UPFRONT_INVALID_CONFIG` listing every bad or
  * missing setting.
@@ -254,6 +294,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('PRESIGN_SECRET: must differ from AUTH_JWT_SECRET, so that neither kind of signature can stand for the other')
   }
 
+  if (values.STORAGE === 's3' && values.S3_BUCKET === undefined) problems.push('S3_BUCKET: required with STORAGE=s3; name the bucket files go to')
   const publicUrl = values.PUBLIC_URL === undefined ? null : parsePublicUrl(values.PUBLIC_URL, problems)
   const trustProxy = values.TRUST_PROXY === undefined ? false : parseTrustProxy(values.TRUST_PROXY, problems)
   const jwksUrl = values.AUTH_JWKS_URL
@@ -292,7 +333,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   return {
     port: values.PORT,
     host: values.HOST,
-    dataDir: resolve(values.DATA_DIR),
+    storage: values.STORAGE === 'disk' ? { kind: 'disk', dataDir: resolve(values.DATA_DIR) } : { kind: 's3', options: s3Options(values, env) },
     maxUploadBytes: values.MAX_UPLOAD_BYTES,
     logLevel: values.LOG_LEVEL,
     nodeEnv: values.NODE_ENV,

@@ -113,7 +113,17 @@ export const NotEnoughSpaceError: ClientError<'UPFRONT_INSUFFICIENT_STORAGE', 50
 export const InsufficientStorageError: FastifyErrorConstructor<{ code: 'UPFRONT_INSUFFICIENT_STORAGE', statusCode: 507 }, [{ cause: unknown }]> = createError(
   'UPFRONT_INSUFFICIENT_STORAGE', 'The server has no space left for this upload and did not store it; retry later or delete files you no longer need', 507)
 
+export const StorageUnavailableError: FastifyErrorConstructor<{ code: 'UPFRONT_STORAGE_UNAVAILABLE', statusCode: 503 }, [{ cause: unknown }]> = createError(
+  'UPFRONT_STORAGE_UNAVAILABLE', 'The storage cannot be reached right now and nothing was stored or changed; retry later', 503)
+
+export const StorageBusyError: FastifyErrorConstructor<{ code: 'UPFRONT_STORAGE_BUSY', statusCode: 503 }, [string]> = createError(
+  'UPFRONT_STORAGE_BUSY', 'The file %s is being changed by many writers at once and nothing was stored; retry later', 503)
+
 // --- Configuration and programming errors (thrown at start-up, never answered) ----
+
+/** The storage cannot be used at start-up. Argument: what is wrong and which setting to change. */
+export const StorageStartError: FastifyErrorConstructor<{ code: 'UPFRONT_STORAGE_START' }, [string]> = createError(
+  'UPFRONT_STORAGE_START', '%s', 500)
 
 export const InvalidConfigError: FastifyErrorConstructor<{ code: 'UPFRONT_INVALID_CONFIG' }, [string]> = createError(
   'UPFRONT_INVALID_CONFIG', 'Invalid configuration:\n%s', 500)
@@ -139,5 +149,7 @@ export const PresignNotConfiguredError: FastifyErrorConstructor<{ code: 'UPFRONT
 export const EXPOSED_SERVER_ERRORS: ReadonlySet<string> = new Set([
   'UPFRONT_AUTH_UNAVAILABLE',
   'UPFRONT_FILE_BUSY',
-  'UPFRONT_INSUFFICIENT_STORAGE'
+  'UPFRONT_INSUFFICIENT_STORAGE',
+  'UPFRONT_STORAGE_BUSY',
+  'UPFRONT_STORAGE_UNAVAILABLE'
 ])

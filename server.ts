@@ -2,7 +2,9 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { InvalidConfigError, loadConfig, startupWarnings } from './config.js'
 import type { Config } from './config.js'
-import { DiskStorage } from './plugins/storage/disk/index.js'
+import { StorageStartError } from './errors.js'
+import type { Storage } from './plugins/storage/index.js'
+import { openStorage } from './plugins/storage/open.js'
 
 /** Ends the start with a message for the operator, naming the setting to change. */
 function refuseToStart (message: string): never {
@@ -20,14 +22,14 @@ try {
   refuseToStart(error.message)
 }
 
-let storage: DiskStorage
+let storage: Storage
 try {
-  storage = await DiskStorage.open(config.dataDir)
+  storage = await openStorage(config.storage)
 } catch (error) {
-  // A system error: it has a code.
-  const { code } = error as NodeJS.ErrnoException
-  refuseToStart(`DATA_DIR: cannot use ${JSON.stringify(config.dataDir)} as the storage directory (${String(code)}); ` +
-    'point it at a directory this user can create and write')
+  // openStorage names the setting to change; anything else is a bug.
+  /* c8 ignore next */
+  if (!(error instanceof StorageStartError)) throw error
+  refuseToStart(error.message)
 }
 
 const app = await buildApp({ config, storage })

@@ -31,7 +31,7 @@ t.test('defaults, outside production, with nothing configured', async (t) => {
   t.same(config, {
     port: 3000,
     host: '127.0.0.1',
-    dataDir: resolve('./data'),
+    storage: { kind: 'disk', dataDir: resolve('./data') },
     maxUploadBytes: 1073741824,
     logLevel: 'info',
     nodeEnv: 'development',
@@ -79,7 +79,7 @@ t.test('every setting', async (t) => {
   t.same(config, {
     port: 8080,
     host: '0.0.0.0',
-    dataDir: '/srv/upfront',
+    storage: { kind: 'disk', dataDir: '/srv/upfront' },
     maxUploadBytes: 1048576,
     logLevel: 'debug',
     nodeEnv: 'production',
@@ -222,4 +222,44 @@ t.test('production refuses to start without authentication or a presign secret',
   const config = loadConfig({ NODE_ENV: 'production', AUTH_TOKENS: `alice:${aliceToken}`, PRESIGN_SECRET: presignSecret })
   t.same(config.generated, { devToken: null, presignSecret: false })
   t.same(config.auth, { tokens: { alice: aliceToken }, presign: { secret: presignSecret } })
+})
+
+t.test('storage: disk by default, or an S3 bucket, validated like every setting', async (t) => {
+  t.same(loadConfig({ DATA_DIR: '/srv/files' }).storage, { kind: 'disk', dataDir: '/srv/files' })
+  t.same(loadConfig({
+    STORAGE: 's3',
+    S3_BUCKET: 'uploads',
+    S3_ENDPOINT: 'http://127.0.0.1:7480',
+    S3_REGION: 'eu-west-1',
+    S3_FORCE_PATH_STYLE: 'true',
+    S3_PREFIX: 'upfront/',
+    S3_PART_SIZE: String(16 * 1024 * 1024),
+    S3_QUEUE_SIZE: '3',
+    AWS_ACCESS_KEY_ID: 'key-id',
+    AWS_SECRET_ACCESS_KEY: 'secret'
+  }).storage, {
+    kind: 's3',
+    options: {
+      bucket: 'uploads',
+      endpoint: 'http://127.0.0.1:7480',
+      region: 'eu-west-1',
+      forcePathStyle: true,
+      prefix: 'upfront/',
+      partSize: 16 * 1024 * 1024,
+      queueSize: 3,
+      client: { credentials: { accessKeyId: 'key-id', secretAccessKey: 'secret' } }
+    }
+  })
+  t.same(loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads' }).storage, {
+    kind: 's3',
+    options: { bucket: 'uploads', endpoint: undefined, region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 8 * 1024 * 1024, queueSize: 2 }
+  }, 'AWS defaults; credentials from the SDK\'s own chain')
+  t.equal(problemOf(t, () => loadConfig({ STORAGE: 's3' })), 'Invalid configuration:\nS3_BUCKET: required with STORAGE=s3; name the bucket files go to')
+  t.equal(problemOf(t, () => loadConfig({ STORAGE: 'nfs', S3_PART_SIZE: '1000', S3_BUCKET: 'Bad_Bucket', S3_PREFIX: 'no-slash' })), [
+    'Invalid configuration:',
+    'STORAGE: expected disk or s3, got "nfs"',
+    'S3_BUCKET: expected a bucket name (3 to 63 characters: a-z 0-9 . -), got "Bad_Bucket"',
+    'S3_PREFIX: expected a key prefix ending in "/", such as upfront/, got "no-slash"',
+    'S3_PART_SIZE: expected a part size in bytes, from 5242880 (5 MiB) to 5 GiB, got "1000"'
+  ].join('\n'))
 })

@@ -8,6 +8,7 @@ import { loadConfig } from '../../config.js'
 import { bearer, JWT_SECRET, PRESIGN_SECRET, TOKENS } from './credentials.js'
 import { requestHead } from './http.js'
 import { listen } from './net.js'
+import { emptyPrefix, s3Env, testPrefix } from './s3.js'
 import { exchange } from './wire.js'
 import type { Exchange } from './wire.js'
 
@@ -22,8 +23,22 @@ export interface Service {
   files: () => string[]
 }
 
-export async function startService (t: Test, env: Record<string, string> = {}): Promise<Service> {
+/** The storage backends the service's end-to-end tests run on. */
+export const BACKENDS = ['disk', 's3'] as const
+export type Backend = typeof BACKENDS[number]
+
+/**
+ * The service on a fresh store: a test directory on disk, or a key prefix
+ * of its own in the test engine's bucket (emptied after the test).
+ */
+export async function startService (t: Test, env: Record<string, string> = {}, backend: Backend = 'disk'): Promise<Service> {
   const dataDir = t.testdir({})
+  let storageEnv: Record<string, string> = {}
+  if (backend === 's3') {
+    const prefix = testPrefix()
+    storageEnv = s3Env(prefix)
+    t.teardown(async () => { await emptyPrefix(prefix) })
+  }
   const config = loadConfig({
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
@@ -31,6 +46,7 @@ export async function startService (t: Test, env: Record<string, string> = {}): 
     AUTH_JWT_SECRET: JWT_SECRET,
     PRESIGN_SECRET,
     LOG_LEVEL: 'silent',
+    ...storageEnv,
     ...env
   })
   const app = await buildApp({ config, logger: process.env.UPFRONT_TEST_LOG === undefined ? false : { level: process.env.UPFRONT_TEST_LOG } })

@@ -20,8 +20,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { InvalidCursorError } from '../../../errors.js'
-import { isValidName } from '../names.js'
+import { cursorAfter, nameOfCursor } from '../cursor.js'
 import { evaluatePreconditions } from '../preconditions.js'
 import type { Preconditions } from '../preconditions.js'
 import type { BeginOptions, ByteRange, FileContent, FilePage, ListOptions, Storage, StoredFile, Upload, Written } from '../types.js'
@@ -428,18 +427,6 @@ async function syncDirectory (path: string): Promise<void> {
   } finally {
     await handle.close()
   }
-}
-
-/** A cursor is the name a page ended with, as base64url. */
-function cursorAfter (name: string): string {
-  return Buffer.from(name).toString('base64url')
-}
-
-/** The name a cursor stands for; `InvalidCursorError` when it is not one `cursorAfter` made. */
-function nameOfCursor (cursor: string): string {
-  const name = Buffer.from(cursor, 'base64url').toString()
-  if (cursorAfter(name) !== cursor || !isValidName(name)) throw new InvalidCursorError()
-  return name
 }
 
 function sha256Hex (text: string): string {

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { curl } from '../../helpers/curl.js'
 import { requestHead } from '../../helpers/http.js'
-import { bearer, getFile, putFile, scratch, startService } from '../../helpers/service.js'
+import { BACKENDS, bearer, getFile, putFile, scratch, startService } from '../../helpers/service.js'
 import { exchange, json } from '../../helpers/wire.js'
 
 t.test('files belong to their uploader: others get 404', async (t) => {
@@ -23,38 +23,40 @@ t.test('files belong to their uploader: others get 404', async (t) => {
   t.equal((await getFile(port, '/files/secret.txt')).body, 'alice only')
 })
 
-t.test('curl: PUT, multipart POST, ranged GET; refusals with nothing uploaded', async (t) => {
-  const { base } = await startService(t, { MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) })
-  const data = Buffer.alloc(3 * 1024 * 1024)
-  for (let i = 0; i < data.length; i++) data[i] = i % 251
-  const dir = scratch(t, { 'three.bin': data, 'five.bin': Buffer.alloc(5 * 1024 * 1024) })
-  const auth = ['-H', bearer('alice')]
+for (const backend of BACKENDS) {
+  t.test(`curl: PUT, multipart POST, ranged GET; refusals with nothing uploaded, on ${backend}`, async (t) => {
+    const { base } = await startService(t, { MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) }, backend)
+    const data = Buffer.alloc(3 * 1024 * 1024)
+    for (let i = 0; i < data.length; i++) data[i] = i % 251
+    const dir = scratch(t, { 'three.bin': data, 'five.bin': Buffer.alloc(5 * 1024 * 1024) })
+    const auth = ['-H', bearer('alice')]
 
-  const uploaded = await curl(dir, [...auth, '-T', join(dir, 'three.bin'), `${base}/files/three.bin`])
-  t.equal(uploaded.status, 201)
-  t.match(uploaded.trace, /> Expect: 100-continue/)
-  t.match(JSON.parse(uploaded.body), { size: data.length, sha256: createHash('sha256').update(data).digest('hex') })
+    const uploaded = await curl(dir, [...auth, '-T', join(dir, 'three.bin'), `${base}/files/three.bin`])
+    t.equal(uploaded.status, 201)
+    t.match(uploaded.trace, /> Expect: 100-continue/)
+    t.match(JSON.parse(uploaded.body), { size: data.length, sha256: createHash('sha256').update(data).digest('hex') })
 
-  const ranged = await curl(dir, [...auth, '-r', '1000-1999', `${base}/files/three.bin`])
-  t.equal(ranged.status, 206)
-  t.ok(ranged.bytes.equals(data.subarray(1000, 2000)), 'exactly the bytes asked for')
+    const ranged = await curl(dir, [...auth, '-r', '1000-1999', `${base}/files/three.bin`])
+    t.equal(ranged.status, 206)
+    t.ok(ranged.bytes.equals(data.subarray(1000, 2000)), 'exactly the bytes asked for')
 
-  const multipart = await curl(dir, [...auth, '-F', `file=@${join(dir, 'three.bin')};filename=form.bin`, `${base}/files`])
-  t.equal(multipart.status, 201)
-  t.match(JSON.parse(multipart.body), { files: [{ name: 'form.bin', size: data.length }] })
+    const multipart = await curl(dir, [...auth, '-F', `file=@${join(dir, 'three.bin')};filename=form.bin`, `${base}/files`])
+    t.equal(multipart.status, 201)
+    t.match(JSON.parse(multipart.body), { files: [{ name: 'form.bin', size: data.length }] })
 
-  const refusals: Array<[string, string[], number]> = [
-    ['no token', ['-T', join(dir, 'three.bin'), `${base}/files/x.bin`], 401],
-    ['too large', [...auth, '-T', join(dir, 'five.bin'), `${base}/files/x.bin`], 413],
-    ['multipart too large', [...auth, '-F', `file=@${join(dir, 'five.bin')}`, `${base}/files`], 413],
-    ['create-only on an existing name', [...auth, '-H', 'If-None-Match: *', '-T', join(dir, 'three.bin'), `${base}/files/three.bin`], 412]
-  ]
-  for (const [what, args, status] of refusals) {
-    const result = await curl(dir, args)
-    t.equal(result.status, status, what)
-    t.equal(result.sizeUpload, 0, `${what}: curl sent no body byte`)
-  }
-})
+    const refusals: Array<[string, string[], number]> = [
+      ['no token', ['-T', join(dir, 'three.bin'), `${base}/files/x.bin`], 401],
+      ['too large', [...auth, '-T', join(dir, 'five.bin'), `${base}/files/x.bin`], 413],
+      ['multipart too large', [...auth, '-F', `file=@${join(dir, 'five.bin')}`, `${base}/files`], 413],
+      ['create-only on an existing name', [...auth, '-H', 'If-None-Match: *', '-T', join(dir, 'three.bin'), `${base}/files/three.bin`], 412]
+    ]
+    for (const [what, args, status] of refusals) {
+      const result = await curl(dir, args)
+      t.equal(result.status, status, what)
+      t.equal(result.sizeUpload, 0, `${what}: curl sent no body byte`)
+    }
+  })
+}
 
 t.test('a downloaded file matches what was uploaded, byte for byte', async (t) => {
   const { base } = await startService(t)
