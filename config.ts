@@ -27,6 +27,14 @@ export interface Config {
   publicUrl: string | null
   /** Fastify's `trustProxy`: the proxies whose X-Forwarded-* headers are believed (addresses or CIDR ranges), a number of hops, or false. */
   trustProxy: string[] | number | false
+  /** The bearer token `GET /metrics` requires; null: no metrics served. */
+  metricsToken: string | null
+  /** After SIGTERM or SIGINT: how long uploads in flight get to finish, in ms. */
+  shutdownGraceMs: number
+  /** In ms: the header section's deadline, the longest silence of an upload's body, an idle keep-alive connection's life. */
+  timeouts: { headersMs: number, bodyIdleMs: number, keepAliveMs: number }
+  /** New requests get 503 above these (0: no limit): event-loop delay in ms, resident memory in bytes. */
+  pressure: { maxEventLoopDelayMs: number, maxRssBytes: number }
   /**
    * Origins whose web pages may call the service (CORS): `'*'` for any, or
    * a list of exact origins; null turns CORS off (browsers then refuse
@@ -90,12 +98,25 @@ const schema = {
       description: 'one of fatal, error, warn, info, debug, trace, silent'
     },
     NODE_ENV: { type: 'string', enum: ['production', 'development', 'test'], default: 'development', description: 'production, development or test' },
+    METRICS_TOKEN: { type: 'string', pattern: '^[A-Za-z0-9._~+/-]{16,}=*$', description: 'a bearer token of at least 16 characters of A-Z a-z 0-9 - . _ ~ + /' },
+    SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 86_400_000, default: 30_000, description: 'milliseconds uploads in flight get to finish after SIGTERM, such as 30000' },
+    HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 10_000, description: 'milliseconds a client gets to send a request\'s header section, such as 10000' },
+    BODY_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 60_000, description: 'milliseconds an upload may send nothing before it is cut, such as 60000' },
+    KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 65_000, description: 'milliseconds an idle keep-alive connection is kept, such as 65000' },
+    MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000, description: 'milliseconds of event-loop delay above which new requests get 503, or 0 for no limit' },
+    MAX_RSS_BYTES: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'resident memory in bytes above which new requests get 503, or 0 for no limit' },
     PUBLIC_URL: { type: 'string', description: 'the absolute URL clients reach the service at, such as https://files.example.com or https://example.com/uploads' },
     TRUST_PROXY: { type: 'string', description: 'the addresses or CIDR ranges of the proxies in front, comma-separated (such as 10.0.0.0/8,127.0.0.1), or a number of proxy hops' }
   }
 } as const
 
 type Variable = keyof typeof schema.properties
+
+/**
+ * Every environment variable the service reads (beside the SDK's own AWS_*
+ * credentials, which it passes on): what a deployment may set.
+ */
+export const CONFIG_VARIABLES: readonly string[] = [...Object.keys(schema.properties), 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN']
 
 interface Env {
   PORT: number
@@ -123,10 +144,17 @@ interface Env {
   NODE_ENV: NodeEnv
   PUBLIC_URL?: string
   TRUST_PROXY?: string
+  METRICS_TOKEN?: string
+  SHUTDOWN_GRACE_MS: number
+  HEADERS_TIMEOUT_MS: number
+  BODY_IDLE_TIMEOUT_MS: number
+  KEEP_ALIVE_TIMEOUT_MS: number
+  MAX_EVENT_LOOP_DELAY_MS: number
+  MAX_RSS_BYTES: number
 }
 
 // Their values never appear in an error message.
-const SECRET_VARIABLES = new Set<string>(['AUTH_TOKENS', 'AUTH_JWT_SECRET', 'PRESIGN_SECRET', 'AUTH_JWT_PUBLIC_KEY'])
+const SECRET_VARIABLES = new Set<string>(['AUTH_TOKENS', 'AUTH_JWT_SECRET', 'PRESIGN_SECRET', 'AUTH_JWT_PUBLIC_KEY', 'METRICS_TOKEN'])
 
 function schemaProblems (errors: ReadonlyArray<{ instancePath: string }>, raw: Record<string, string>): string[] {
   const problems = new Map<string, string>()
@@ -339,6 +367,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     nodeEnv: values.NODE_ENV,
     publicUrl,
     trustProxy,
+    metricsToken: values.METRICS_TOKEN ?? null,
+    shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
+    timeouts: { headersMs: values.HEADERS_TIMEOUT_MS, bodyIdleMs: values.BODY_IDLE_TIMEOUT_MS, keepAliveMs: values.KEEP_ALIVE_TIMEOUT_MS },
+    pressure: { maxEventLoopDelayMs: values.MAX_EVENT_LOOP_DELAY_MS, maxRssBytes: values.MAX_RSS_BYTES },
     corsOrigins,
     auth,
     generated: { devToken, presignSecret: values.PRESIGN_SECRET === undefined }

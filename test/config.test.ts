@@ -37,6 +37,10 @@ t.test('defaults, outside production, with nothing configured', async (t) => {
     nodeEnv: 'development',
     publicUrl: null,
     trustProxy: false,
+    metricsToken: null,
+    shutdownGraceMs: 30_000,
+    timeouts: { headersMs: 10_000, bodyIdleMs: 60_000, keepAliveMs: 65_000 },
+    pressure: { maxEventLoopDelayMs: 1000, maxRssBytes: 0 },
     corsOrigins: null,
     auth: { tokens: { dev: token }, presign: { secret: config.auth.presign.secret } },
     generated: { devToken: { principal: 'dev', token }, presignSecret: true }
@@ -85,6 +89,10 @@ t.test('every setting', async (t) => {
     nodeEnv: 'production',
     publicUrl: null,
     trustProxy: false,
+    metricsToken: null,
+    shutdownGraceMs: 30_000,
+    timeouts: { headersMs: 10_000, bodyIdleMs: 60_000, keepAliveMs: 65_000 },
+    pressure: { maxEventLoopDelayMs: 1000, maxRssBytes: 0 },
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     auth: {
       tokens: { alice: aliceToken, bob: bobToken },
