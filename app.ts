@@ -2,11 +2,15 @@ import Fastify from 'fastify'
 import type { FastifyHttpOptions, FastifyInstance, FastifyServerOptions } from 'fastify'
 import type { Server } from 'node:http'
 import multipart from '@fastify/multipart'
+import underPressure from '@fastify/under-pressure'
 import upfront from 'upfront'
 import type { Config } from './config.js'
+import { OverloadedError } from './errors.js'
 import answers, { answerClientError, answerFrameworkError } from './plugins/answers.js'
 import auth, { PRESIGN_PARAMS } from './plugins/auth/index.js'
 import cors, { noCors } from './plugins/cors.js'
+import lifecycle from './plugins/lifecycle.js'
+import metrics from './plugins/metrics.js'
 import storagePlugin from './plugins/storage/index.js'
 import type { Storage } from './plugins/storage/index.js'
 import { openStorage } from './plugins/storage/open.js'
@@ -77,9 +81,20 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
     // (Fastify also takes a number of hops, which its types leave out).
     trustProxy: config.trustProxy as FastifyHttpOptions<Server>['trustProxy'],
     // A connection that sends nothing for this long is closed: it frees the
-    // sockets of stalled uploads without capping how long a large one takes.
-    connectionTimeout: 120_000,
+    // sockets of stalled uploads (and cleans up what they wrote) without
+    // capping how long a large one takes while it moves.
+    connectionTimeout: config.timeouts.bodyIdleMs,
     requestTimeout: 0,
+    // Longer than a proxy's idle timeout, so that the proxy, not the
+    // service, closes an idle connection (no request lost in the race).
+    keepAliveTimeout: config.timeouts.keepAliveMs,
+    http: {
+      // A header section must arrive within this (slowloris), checked every second.
+      headersTimeout: config.timeouts.headersMs,
+      connectionsCheckingInterval: 1000
+    },
+    // The lifecycle plugin answers requests during a shutdown, in the service's error shape.
+    return503OnClosing: false,
     // A body with a field its schema does not name is refused, not trimmed.
     ajv: { customOptions: { removeAdditional: false } },
     // A request Node's parser refuses (malformed, headers too large).
@@ -98,9 +113,16 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   // preParsing: all before the body is sent.
   await app.register(answers)
   await app.register(upfront, { maxBytes: config.maxUploadBytes })
+  await app.register(lifecycle, { shutdownGraceMs: config.shutdownGraceMs, minUploadBytesPerSecond: config.minUploadBytesPerSecond })
+  await app.register(metrics, { token: config.metricsToken })
+  // Load shedding: new requests get 503 with Retry-After, before their body.
+  const { maxEventLoopDelayMs, maxRssBytes } = config.pressure
+  if (maxEventLoopDelayMs > 0 || maxRssBytes > 0) {
+    await app.register(underPressure, { maxEventLoopDelay: maxEventLoopDelayMs, maxRssBytes, retryAfter: 5, customError: OverloadedError })
+  }
   await app.register(config.corsOrigins === null ? noCors : cors, { origins: config.corsOrigins ?? '*' })
   await app.register(auth, { ...config.auth, presign: { ...config.auth.presign, pathPrefix: `${FILES_PREFIX}/` } })
-  await app.register(storagePlugin, { storage: storage ?? await openStorage(config.storage) })
+  await app.register(storagePlugin, { storage: storage ?? await openStorage(config.storage), observer: app.storageObserver })
   // Limits are set per request by the form route.
   await app.register(multipart)
 

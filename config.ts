@@ -33,6 +33,8 @@ export interface Config {
   shutdownGraceMs: number
   /** In ms: the header section's deadline, the longest silence of an upload's body, an idle keep-alive connection's life. */
   timeouts: { headersMs: number, bodyIdleMs: number, keepAliveMs: number }
+  /** Uploads slower than this, in bytes per second over a minute, are cut (0: no floor). */
+  minUploadBytesPerSecond: number
   /** New requests get 503 above these (0: no limit): event-loop delay in ms, resident memory in bytes. */
   pressure: { maxEventLoopDelayMs: number, maxRssBytes: number }
   /**
@@ -103,6 +105,7 @@ const schema = {
     HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 10_000, description: 'milliseconds a client gets to send a request\'s header section, such as 10000' },
     BODY_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 60_000, description: 'milliseconds an upload may send nothing before it is cut, such as 60000' },
     KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 65_000, description: 'milliseconds an idle keep-alive connection is kept, such as 65000' },
+    MIN_UPLOAD_BYTES_PER_SECOND: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 1024, description: 'the slowest upload kept, in bytes per second over a minute, or 0 for no floor' },
     MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, maximum: 60_000, default: 1000, description: 'milliseconds of event-loop delay above which new requests get 503, or 0 for no limit' },
     MAX_RSS_BYTES: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'resident memory in bytes above which new requests get 503, or 0 for no limit' },
     PUBLIC_URL: { type: 'string', description: 'the absolute URL clients reach the service at, such as https://files.example.com or https://example.com/uploads' },
@@ -149,6 +152,7 @@ interface Env {
   HEADERS_TIMEOUT_MS: number
   BODY_IDLE_TIMEOUT_MS: number
   KEEP_ALIVE_TIMEOUT_MS: number
+  MIN_UPLOAD_BYTES_PER_SECOND: number
   MAX_EVENT_LOOP_DELAY_MS: number
   MAX_RSS_BYTES: number
 }
@@ -370,6 +374,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: values.METRICS_TOKEN ?? null,
     shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
     timeouts: { headersMs: values.HEADERS_TIMEOUT_MS, bodyIdleMs: values.BODY_IDLE_TIMEOUT_MS, keepAliveMs: values.KEEP_ALIVE_TIMEOUT_MS },
+    minUploadBytesPerSecond: values.MIN_UPLOAD_BYTES_PER_SECOND,
     pressure: { maxEventLoopDelayMs: values.MAX_EVENT_LOOP_DELAY_MS, maxRssBytes: values.MAX_RSS_BYTES },
     corsOrigins,
     auth,

@@ -119,6 +119,18 @@ export const StorageUnavailableError: FastifyErrorConstructor<{ code: 'UPFRONT_S
 export const StorageBusyError: FastifyErrorConstructor<{ code: 'UPFRONT_STORAGE_BUSY', statusCode: 503 }, [string]> = createError(
   'UPFRONT_STORAGE_BUSY', 'The file %s is being changed by many writers at once and nothing was stored; retry later', 503)
 
+export const ShuttingDownError: ClientError<'UPFRONT_SHUTTING_DOWN', 503, []> = createError(
+  'UPFRONT_SHUTTING_DOWN', 'This server is shutting down and did not store or change anything for this request; send it again', 503, Error, noStack)
+
+export const OverloadedError: ClientError<'UPFRONT_OVERLOADED', 503, []> = createError(
+  'UPFRONT_OVERLOADED', 'This server is overloaded and refused the request before its body; retry after the delay in Retry-After', 503, Error, noStack)
+
+export const UploadTooSlowError: ClientError<'UPFRONT_UPLOAD_TOO_SLOW', 408, [number]> = createError(
+  'UPFRONT_UPLOAD_TOO_SLOW', 'The upload sent less than %d bytes per second for a minute and was cut; nothing was stored: send it again over a faster link', 408, Error, noStack)
+
+export const MetricsUnauthorizedError: ClientError<'UPFRONT_UNAUTHORIZED', 401, []> = createError(
+  'UPFRONT_UNAUTHORIZED', 'The metrics need the metrics token: send "Authorization: Bearer <METRICS_TOKEN>"', 401, Error, noStack)
+
 // --- Configuration and programming errors (thrown at start-up, never answered) ----
 
 /** The storage cannot be used at start-up. Argument: what is wrong and which setting to change. */
@@ -150,6 +162,8 @@ export const EXPOSED_SERVER_ERRORS: ReadonlySet<string> = new Set([
   'UPFRONT_AUTH_UNAVAILABLE',
   'UPFRONT_FILE_BUSY',
   'UPFRONT_INSUFFICIENT_STORAGE',
+  'UPFRONT_OVERLOADED',
+  'UPFRONT_SHUTTING_DOWN',
   'UPFRONT_STORAGE_BUSY',
   'UPFRONT_STORAGE_UNAVAILABLE'
 ])

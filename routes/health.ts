@@ -1,10 +1,27 @@
+// Probes for orchestrators and load balancers: alive, and ready to take uploads.
 import type { FastifyPluginAsync } from 'fastify'
 
 const healthRoutes: FastifyPluginAsync = async (fastify) => {
-  fastify.get('/healthz', { config: { auth: false } }, async function health () {
-    // Asking storage proves it answers (the disk is mounted, the bucket reachable).
-    const freeBytes = await fastify.storage.freeBytes()
-    return { status: 'ok', freeBytes }
+  // Alive: the process answers. Never refused under pressure.
+  fastify.get('/healthz', {
+    config: { auth: false, pressureHandler: () => undefined }
+  }, async function alive () {
+    return { status: 'ok' }
+  })
+
+  // Ready: not shutting down, and the storage answers (the disk is
+  // mounted, the bucket reachable); 503 otherwise, and under pressure.
+  fastify.get('/readyz', {
+    config: { auth: false }
+  }, async function ready (_request, reply) {
+    if (fastify.lifecycle.shuttingDown) return await reply.code(503).header('retry-after', '5').send({ status: 'unavailable', reason: 'shutting down' })
+    try {
+      await fastify.storage.ping()
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'not ready: the storage does not answer')
+      return await reply.code(503).header('retry-after', '5').send({ status: 'unavailable', reason: 'the storage does not answer' })
+    }
+    return { status: 'ok', freeBytes: await fastify.storage.freeBytes() }
   })
 }
 

@@ -69,3 +69,25 @@ for (const backend of BACKENDS) {
     t.same(app.upfront.stats.refused, { 401: 3, 403: 1, 404: 1, 412: 2, 'too-large': 3, 415: 1, expectation: 1, 400: 2 })
   })
 }
+
+t.test('under pressure, new uploads get 503 with Retry-After before their body; /healthz still answers', async (t) => {
+  const { port } = await startService(t, { MAX_EVENT_LOOP_DELAY_MS: '50' })
+  // Blocks the event loop long enough for the sampler to see it.
+  const until = Date.now() + 1500
+  while (Date.now() < until) { /* busy */ }
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const refused = await exchange(port, {
+    head: requestHead('PUT', '/files/a.bin', [bearer('alice'), 'Content-Length: 100000', 'Expect: 100-continue']),
+    body: Buffer.alloc(100000)
+  })
+  t.equal(refused.status, 503)
+  t.equal(refused.headers['retry-after'], '5')
+  t.equal(refused.bodyBytesWritten, 0, 'before the body')
+  t.same(json(refused), {
+    statusCode: 503,
+    code: 'UPFRONT_OVERLOADED',
+    error: 'Service Unavailable',
+    message: 'This server is overloaded and refused the request before its body; retry after the delay in Retry-After'
+  })
+  t.equal((await exchange(port, { head: requestHead('GET', '/healthz') })).status, 200, 'alive')
+})

@@ -40,6 +40,7 @@ t.test('defaults, outside production, with nothing configured', async (t) => {
     metricsToken: null,
     shutdownGraceMs: 30_000,
     timeouts: { headersMs: 10_000, bodyIdleMs: 60_000, keepAliveMs: 65_000 },
+    minUploadBytesPerSecond: 1024,
     pressure: { maxEventLoopDelayMs: 1000, maxRssBytes: 0 },
     corsOrigins: null,
     auth: { tokens: { dev: token }, presign: { secret: config.auth.presign.secret } },
@@ -92,6 +93,7 @@ t.test('every setting', async (t) => {
     metricsToken: null,
     shutdownGraceMs: 30_000,
     timeouts: { headersMs: 10_000, bodyIdleMs: 60_000, keepAliveMs: 65_000 },
+    minUploadBytesPerSecond: 1024,
     pressure: { maxEventLoopDelayMs: 1000, maxRssBytes: 0 },
     corsOrigins: ['https://app.example.com', 'http://localhost:5173'],
     auth: {

@@ -1,7 +1,7 @@
 // server.ts as a user runs it: configuration from the environment, the
 // one-time development token, a clean shutdown.
 import { spawn } from 'node:child_process'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +12,9 @@ import { scratch } from './helpers/service.js'
 import { exchange, json } from './helpers/wire.js'
 
 const server = fileURLToPath(new URL('../server.ts', import.meta.url))
+
+// Processes that start and stop: longer than tap's 30 s per file.
+t.setTimeout(120_000)
 
 interface Started {
   child: ChildProcess
@@ -37,6 +40,23 @@ function start (env: Record<string, string>): Started {
   child.stderr?.on('data', (data: Buffer) => { errors += data.toString() })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
   return { child, lines, stderr: () => errors, exited }
+}
+
+/** Sends `head`, then `total` body bytes in `pieces` pieces 100 ms apart; resolves with what came back. */
+async function slowUpload (port: number, head: string, total: number, pieces: number): Promise<string> {
+  const socket = connect({ port, host: '127.0.0.1' })
+  let received = ''
+  socket.on('data', (data: Buffer) => { received += data.toString('latin1') })
+  socket.on('error', (error) => { received += `[${String(error)}]` })
+  const closed = new Promise((resolve) => socket.once('close', resolve))
+  await new Promise((resolve) => socket.once('connect', resolve))
+  socket.write(`${head}\r\n\r\n`)
+  for (let i = 0; i < pieces && !socket.destroyed; i++) {
+    socket.write(Buffer.alloc(total / pieces, 7))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await closed
+  return received
 }
 
 async function listening (started: Started): Promise<number> {
@@ -108,4 +128,23 @@ t.test('with a log level that hides warnings, the development token still reache
   t.equal(started.lines.length, 0, 'nothing logged')
   started.child.kill('SIGTERM')
   t.equal(await started.exited, 0)
+})
+
+t.test('SIGTERM: not ready at once, the upload in flight finishes, the process says what it did and exits 0', async (t) => {
+  const dataDir = scratch(t, {})
+  const token = 'alice-token-0123456789'
+  const started = start({ NODE_ENV: 'development', DATA_DIR: dataDir, AUTH_TOKENS: `alice:${token}`, SHUTDOWN_GRACE_MS: '5000' })
+  t.teardown(() => { started.child.kill('SIGKILL') })
+  const port = await listening(started)
+  // An upload whose body comes in over about two seconds, started before the signal.
+  const upload = slowUpload(port, requestHead('PUT', '/files/in-flight.bin', [`Authorization: Bearer ${token}`, 'Content-Length: 400000']), 400_000, 20)
+  const ready = exchange(port, { head: requestHead('GET', '/readyz', ['Connection: keep-alive']) })
+  t.equal((await ready).status, 200)
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  started.child.kill('SIGTERM')
+  t.match(await upload, /^HTTP\/1\.1 201 Created\r\n/, 'the upload in flight got its 201')
+  t.equal(await started.exited, 0)
+  const messages = started.lines.map((line) => String(line.msg))
+  t.ok(messages.some((message) => message.startsWith('shutting down: not ready, taking no new connections')))
+  t.match(started.lines.find((line) => line.shutdown !== undefined), { shutdown: { inFlight: 1, finished: 1, cut: 0 } })
 })

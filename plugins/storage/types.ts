@@ -92,15 +92,18 @@ export interface Storage {
   /** The file, or a range of it (already checked against its size). */
   get: (owner: string, name: string, range?: ByteRange) => Promise<FileContent | null>
   /**
-   * True when something was deleted. `preconditions` are checked
-   * atomically with the delete: `PreconditionFailedError` (412) when they
-   * do not hold, and nothing is deleted.
+   * Deletes the file and returns what it was; null when there was none.
+   * `preconditions` are checked atomically with the delete:
+   * `PreconditionFailedError` (412) when they do not hold, and nothing is
+   * deleted.
    */
-  delete: (owner: string, name: string, preconditions?: Preconditions) => Promise<boolean>
+  delete: (owner: string, name: string, preconditions?: Preconditions) => Promise<StoredFile | null>
   /** A page of the owner's files. A cursor the backend did not make: `InvalidCursorError` (400). */
   list: (owner: string, options: ListOptions) => Promise<FilePage>
   /** Bytes that can still be written, or null when the backend has no such limit. */
   freeBytes: () => Promise<number | null>
+  /** Resolves when the store answers (the directory is there, the bucket reachable); rejects with why not. */
+  ping: () => Promise<void>
   /** Releases what the backend holds (handles, clients). */
   close: () => Promise<void>
 }

@@ -22,6 +22,7 @@ import {
   BodyWatch,
   concludeBeforeAnswer,
   countChunk,
+  endBody,
   countRefusal,
   holdToLimit,
   REFUSAL_REASONS,
@@ -118,6 +119,14 @@ export interface UpfrontDecorator {
    * over HTTP/2.
    */
   closeAfterAnswer: (reply: FastifyReply) => void
+  /**
+   * Ends a request's body with `error` for whoever reads it (a shutdown
+   * that cannot wait any longer, an upload too slow to go on), keeping the
+   * connection so that the answer the reader's failure leads to still
+   * reaches the client; the connection closes after it. Requests without a
+   * body, or whose body has ended, are not affected.
+   */
+  abortBody: (request: FastifyRequest, error: Error) => void
 }
 
 declare module 'fastify' {
@@ -268,6 +277,11 @@ const upfrontPlugin: FastifyPluginAsync<UpfrontOptions> = async (fastify: Fastif
       } else if (watch.streamLimit === null || bytes < watch.streamLimit.maxBytes) {
         holdToLimit(watch, limit)
       }
+    },
+    abortBody (request: FastifyRequest, error: Error): void {
+      const watch = watchOf(request)
+      if (watch === null || watch.raw.complete || watch.raw.destroyed) return
+      endBody(watch, error)
     },
     closeAfterAnswer (reply: FastifyReply): void {
       const socket = reply.raw.socket

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { contentLength, contentMd5, digestFields, entityTags, httpDate } from 'upfront/http'
 import { InvalidHeaderError, NotEnoughSpaceError } from '../../errors.js'
 import { checkName } from '../../plugins/storage/index.js'
-import type { Preconditions } from '../../plugins/storage/index.js'
+import type { Preconditions, StoredFile } from '../../plugins/storage/index.js'
 
 export interface FilesRoutesOptions {
   /** Largest file, in bytes (a caller's own limit can only lower it). */
@@ -112,4 +112,13 @@ export async function checkFreeSpace (fastify: FastifyInstance, request: Fastify
   if (declared === null) return
   const free = await fastify.storage.freeBytes()
   if (free !== null && declared > free) throw new NotEnoughSpaceError(declared, free)
+}
+
+/**
+ * The audit line of a stored or deleted file: who, which file, its size
+ * and SHA-256, and the status answered. Nothing secret: the principal is a
+ * name, never its credential.
+ */
+export function audit (request: FastifyRequest, action: 'stored' | 'deleted', file: StoredFile, status: number): void {
+  request.log.info({ audit: { action, principal: file.owner, name: file.name, bytes: file.size, sha256: file.sha256, status } }, `file ${action}`)
 }

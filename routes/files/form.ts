@@ -7,7 +7,7 @@ import { multipartBoundary, wellFormedFilename } from 'upfront/http'
 import { DuplicateFileError, FormTooLargeError, InvalidFormError, MalformedFileNameError, NoFilesError } from '../../errors.js'
 import { checkName, evaluatePreconditions } from '../../plugins/storage/index.js'
 import type { Preconditions, StoredFile, Upload } from '../../plugins/storage/index.js'
-import { checkFreeSpace, fileSchema, hasWritePreconditions, ownerOf, preconditionsOf } from './common.js'
+import { audit, checkFreeSpace, fileSchema, hasWritePreconditions, ownerOf, preconditionsOf } from './common.js'
 import type { FilesRoutesOptions } from './common.js'
 import { watchPartHeaders } from './part-headers.js'
 
@@ -108,6 +108,7 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
       // Each commit checks the preconditions again, atomically with it.
       const files: StoredFile[] = []
       for (const upload of uploads) files.push(await upload.commit(preconditions))
+      for (const file of files) audit(request, 'stored', file, 201)
       return await reply.code(201).send({ files })
     } catch (error) {
       await abortAll(uploads)

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { sha256Field } from 'upfront/http'
 import { DigestMismatchError } from '../../errors.js'
 import { evaluatePreconditions } from '../../plugins/storage/index.js'
-import { checkFreeSpace, expectedDigests, filePath, fileSchema, hasWritePreconditions, header, nameOf, ownerOf, preconditionsOf } from './common.js'
+import { audit, checkFreeSpace, expectedDigests, filePath, fileSchema, hasWritePreconditions, header, nameOf, ownerOf, preconditionsOf } from './common.js'
 import type { FilesRoutesOptions } from './common.js'
 
 const putRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, options) => {
@@ -35,6 +35,7 @@ const putRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, options
       if (digests.md5 !== null && written.md5?.equals(digests.md5) !== true) throw new DigestMismatchError('Content-MD5')
       // Checked again at the commit, atomically with it.
       const file = await upload.commit(preconditions)
+      audit(request, 'stored', file, 201)
       const path = filePath(fastify, name)
       return await reply.code(201)
         .header('location', options.publicUrl === null ? path : options.publicUrl + path)

@@ -164,7 +164,7 @@ export class DiskStorage implements Storage {
     throw new Error(`The data file of "${name}" is missing though its record names it`)
   }
 
-  async delete (owner: string, name: string, preconditions: Preconditions = {}): Promise<boolean> {
+  async delete (owner: string, name: string, preconditions: Preconditions = {}): Promise<StoredFile | null> {
     return await this.#track(this.#delete(this.#locate(owner, name), name, preconditions))
   }
 
@@ -191,6 +191,10 @@ export class DiskStorage implements Storage {
   async freeBytes (): Promise<number> {
     const { bavail, bsize } = await statfs(this.#files)
     return bavail * bsize
+  }
+
+  async ping (): Promise<void> {
+    await statfs(this.#files)
   }
 
   /** Stops sweeping, aborts the uploads still pending and waits for the commits and deletes in progress. */
@@ -283,16 +287,16 @@ export class DiskStorage implements Storage {
     }
   }
 
-  async #delete (location: Location, name: string, preconditions: Preconditions): Promise<boolean> {
-    let existed = false
+  async #delete (location: Location, name: string, preconditions: Preconditions): Promise<StoredFile | null> {
+    let deleted: StoredFile | null = null
     const tempRecord = join(this.#tmp, `${randomBytes(16).toString('hex')}.json`)
     try {
       await writeDurably(tempRecord, JSON.stringify({ deleted: true, name } satisfies VersionRecord))
       const replaced = await this.#link(location, tempRecord, (current) => {
         evaluatePreconditions(preconditions, fileOf(current), 'write')
-        existed = fileOf(current) !== null
+        deleted = fileOf(current)
         // Nothing to delete: no tombstone either.
-        if (!existed) throw new NothingToDelete()
+        if (deleted === null) throw new NothingToDelete()
       })
       await removeVersion(location.directory, replaced)
     } catch (error) {
@@ -300,7 +304,7 @@ export class DiskStorage implements Storage {
     } finally {
       await rm(tempRecord, { force: true })
     }
-    return existed
+    return deleted
   }
 
   /**

@@ -179,10 +179,10 @@ export class S3Storage implements Storage {
     throw new Error(`The data of "${name}" is missing though its record names it`)
   }
 
-  async delete (owner: string, name: string, preconditions: Preconditions = {}): Promise<boolean> {
+  async delete (owner: string, name: string, preconditions: Preconditions = {}): Promise<StoredFile | null> {
     if (!this.#fits(owner, name)) {
       evaluatePreconditions(preconditions, null, 'write')
-      return false
+      return null
     }
     return await this.#track(this.#delete(this.#recordKey(owner, name), preconditions))
   }
@@ -221,6 +221,10 @@ export class S3Storage implements Storage {
 
   async freeBytes (): Promise<null> {
     return null
+  }
+
+  async ping (): Promise<void> {
+    await this.#call(async (client) => await client.send(new HeadBucketCommand({ Bucket: this.#bucket })))
   }
 
   /** Stops sweeping, aborts the uploads still pending, waits for the commits and deletes in progress, and closes the client. */
@@ -346,15 +350,15 @@ export class S3Storage implements Storage {
     throw new StorageBusyError(JSON.stringify(about.name))
   }
 
-  async #delete (recordKey: string, preconditions: Preconditions): Promise<boolean> {
+  async #delete (recordKey: string, preconditions: Preconditions): Promise<StoredFile | null> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.#read(recordKey)
       evaluatePreconditions(preconditions, current?.file ?? null, 'write')
-      if (current?.file == null) return false
+      if (current?.file == null) return null
       // A tombstone, not a DeleteObject: engines do not all honour If-Match on DeleteObject.
       if (await this.#replace(recordKey, current, '')) {
         await this.#call(async (client) => await client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: current.data as string }))).catch(ignore)
-        return true
+        return current.file
       }
     }
     throw new StorageBusyError(JSON.stringify(recordKey.slice(recordKey.lastIndexOf('/', recordKey.length) + 1)))

@@ -124,8 +124,17 @@ export function holdToLimit (watch: BodyWatch, limit: BodyLimit): void {
 function trip (watch: BodyWatch, limit: BodyLimit): void {
   const error = new StreamTooLargeError('The request body', limit.maxBytes, limit.source)
   watch.tripped = error
-  watch.closeAfter = true
   countRefusal(watch, REFUSAL_REASONS.tooLargeWhileStreaming, 413)
+  endBody(watch, error)
+}
+
+/**
+ * Ends the body for its reader with `error`, keeping the connection (or
+ * stream) for the answer, which then closes it: what still arrives is
+ * discarded.
+ */
+export function endBody (watch: BodyWatch, error: Error): void {
+  watch.closeAfter = true
   const raw = watch.raw
   if (raw.listenerCount('error') > 0) failReaderKeepingConnection(raw, error)
   // Nobody reads yet: a reader that starts later gets the error then.

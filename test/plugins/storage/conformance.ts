@@ -66,11 +66,12 @@ export function conformance (backendName: string, open: (t: Test) => Promise<Bac
 
     t.test('files belong to their owner: others see nothing', async (t) => {
       const { storage } = await open(t)
+      await t.resolves(storage.ping(), 'the store answers')
       await store(storage, 'alice', 'secret.txt', 'alice only')
       t.equal(await storage.head('bob', 'secret.txt'), null)
       t.equal(await storage.get('bob', 'secret.txt'), null)
       t.same(await storage.list('bob', { limit: 10 }), { files: [], nextCursor: null })
-      t.equal(await storage.delete('bob', 'secret.txt'), false)
+      t.equal(await storage.delete('bob', 'secret.txt'), null)
       t.not(await storage.head('alice', 'secret.txt'), null)
       t.equal(await storage.head('alice', 'missing'), null)
       t.equal(await storage.get('alice', 'missing'), null)
@@ -98,9 +99,9 @@ export function conformance (backendName: string, open: (t: Test) => Promise<Bac
       t.not(await storage.head('alice', 'doc'), null, 'a refused delete keeps the file')
       await t.rejects(storage.delete('alice', 'missing', { ifMatch: ['*'] }), { statusCode: 412, code: 'UPFRONT_PRECONDITION_FAILED' }, 'If-Match on a missing name')
       const current = await storage.head('alice', 'doc') as StoredFile
-      t.equal(await storage.delete('alice', 'doc', { ifMatch: [current.etag] }), true)
+      t.same(await storage.delete('alice', 'doc', { ifMatch: [current.etag] }), current, 'what was deleted')
       t.equal(await storage.head('alice', 'doc'), null)
-      t.equal(await storage.delete('alice', 'doc'), false, 'nothing left to delete')
+      t.equal(await storage.delete('alice', 'doc'), null, 'nothing left to delete')
       t.match(await store(storage, 'alice', 'doc', 'again', { ifNoneMatch: ['*'] }), { size: 5 }, 'a deleted name can be created again')
       t.same(await leftovers(), [])
     })

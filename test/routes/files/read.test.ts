@@ -118,6 +118,7 @@ function changing (disk: DiskStorage): Storage & { times: number, deletes: boole
     delete: disk.delete.bind(disk),
     list: disk.list.bind(disk),
     freeBytes: disk.freeBytes.bind(disk),
+    ping: disk.ping.bind(disk),
     close: disk.close.bind(disk)
   }
   storage.get = async (owner: string, name: string, range?: ByteRange): Promise<FileContent | null> => {

@@ -92,7 +92,7 @@ t.test('a name that does not fit in a key is refused before the body, and is abs
   await t.rejects(storage.begin('alice', name, { contentType: 'text/plain' }), { code: 'UPFRONT_INVALID_NAME', statusCode: 400 })
   t.equal(await storage.head('alice', name), null)
   t.equal(await storage.get('alice', name), null)
-  t.equal(await storage.delete('alice', name), false)
+  t.equal(await storage.delete('alice', name), null)
 })
 
 /** A TCP relay to the engine that can be cut and restored, on a port of its own. */
