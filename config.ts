@@ -72,6 +72,7 @@ const schema = {
     S3_PREFIX: { type: 'string', pattern: '^[^\\x00-\\x1f]*/$', description: 'a key prefix ending in "/", such as upfront/' },
     S3_PART_SIZE: { type: 'integer', minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024, description: 'a part size in bytes, from 5242880 (5 MiB) to 5 GiB' },
     S3_QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 16, default: 2, description: 'a number of parts uploaded at once, from 1 to 16' },
+    S3_SWEEP_AFTER_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000, description: 'milliseconds after which unfinished uploads and unnamed data are swept, such as 86400000 (a day): longer than any upload takes' },
     MAX_UPLOAD_BYTES: {
       type: 'integer',
       minimum: 1,
@@ -133,6 +134,7 @@ interface Env {
   S3_PREFIX?: string
   S3_PART_SIZE: number
   S3_QUEUE_SIZE: number
+  S3_SWEEP_AFTER_MS: number
   MAX_UPLOAD_BYTES: number
   AUTH_TOKENS?: string
   AUTH_JWT_SECRET?: string
@@ -288,7 +290,8 @@ function s3Options (values: Env, env: NodeJS.ProcessEnv): S3StorageOptions {
     forcePathStyle: values.S3_FORCE_PATH_STYLE,
     prefix: values.S3_PREFIX ?? '',
     partSize: values.S3_PART_SIZE,
-    queueSize: values.S3_QUEUE_SIZE
+    queueSize: values.S3_QUEUE_SIZE,
+    sweepAfterMs: values.S3_SWEEP_AFTER_MS
   }
   const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env
   if (accessKeyId !== undefined && accessKeyId !== '' && secretAccessKey !== undefined && secretAccessKey !== '') {

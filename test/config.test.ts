@@ -257,12 +257,13 @@ t.test('storage: disk by default, or an S3 bucket, validated like every setting'
       prefix: 'upfront/',
       partSize: 16 * 1024 * 1024,
       queueSize: 3,
+      sweepAfterMs: 86_400_000,
       client: { credentials: { accessKeyId: 'key-id', secretAccessKey: 'secret' } }
     }
   })
   t.same(loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads' }).storage, {
     kind: 's3',
-    options: { bucket: 'uploads', endpoint: undefined, region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 8 * 1024 * 1024, queueSize: 2 }
+    options: { bucket: 'uploads', endpoint: undefined, region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 8 * 1024 * 1024, queueSize: 2, sweepAfterMs: 86_400_000 }
   }, 'AWS defaults; credentials from the SDK\'s own chain')
   t.equal(problemOf(t, () => loadConfig({ STORAGE: 's3' })), 'Invalid configuration:\nS3_BUCKET: required with STORAGE=s3; name the bucket files go to')
   t.equal(problemOf(t, () => loadConfig({ STORAGE: 'nfs', S3_PART_SIZE: '1000', S3_BUCKET: 'Bad_Bucket', S3_PREFIX: 'no-slash' })), [

@@ -1,46 +1,16 @@
 // server.ts as a user runs it: configuration from the environment, the
 // one-time development token, a clean shutdown.
-import { spawn } from 'node:child_process'
 import { connect, createServer } from 'node:net'
 import { join } from 'node:path'
-import type { ChildProcess } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { requestHead } from './helpers/http.js'
 import { listenServer } from './helpers/net.js'
+import { listening, startServer as start } from './helpers/process.js'
 import { scratch } from './helpers/service.js'
 import { exchange, json } from './helpers/wire.js'
 
-const server = fileURLToPath(new URL('../server.ts', import.meta.url))
-
 // Processes that start and stop: longer than tap's 30 s per file.
 t.setTimeout(120_000)
-
-interface Started {
-  child: ChildProcess
-  lines: Array<Record<string, unknown>>
-  stderr: () => string
-  exited: Promise<number | null>
-}
-
-function start (env: Record<string, string>): Started {
-  const child = spawn(process.execPath, [...process.execArgv, server], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  const lines: Array<Record<string, unknown>> = []
-  let partial = ''
-  let errors = ''
-  child.stdout?.on('data', (data: Buffer) => {
-    partial += data.toString()
-    const complete = partial.split('\n')
-    partial = complete.pop() ?? ''
-    for (const line of complete) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>)
-  })
-  child.stderr?.on('data', (data: Buffer) => { errors += data.toString() })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
-  return { child, lines, stderr: () => errors, exited }
-}
 
 /** Sends `head`, then `total` body bytes in `pieces` pieces 100 ms apart; resolves with what came back. */
 async function slowUpload (port: number, head: string, total: number, pieces: number): Promise<string> {
@@ -57,15 +27,6 @@ async function slowUpload (port: number, head: string, total: number, pieces: nu
   }
   await closed
   return received
-}
-
-async function listening (started: Started): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const line = started.lines.find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('Server listening at'))
-    if (line !== undefined) return Number(/:(\d+)$/.exec(line.msg as string)?.[1])
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`the server did not start: ${started.stderr()}`)
 }
 
 t.test('with no auth configured, a development token is printed once and works', async (t) => {
