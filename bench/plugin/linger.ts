@@ -62,6 +62,7 @@ async function main (): Promise<void> {
       if (line.startsWith('connections ')) connections = Number(line.slice(12))
     }
   })
+  // eslint-disable-next-line no-unmodified-loop-condition -- set by the server's stdout handler
   while (port === 0) await sleep(50)
   const pid = server.pid as number
   await sleep(500)
