@@ -91,3 +91,25 @@ t.test('under pressure, new uploads get 503 with Retry-After before their body; 
   })
   t.equal((await exchange(port, { head: requestHead('GET', '/healthz') })).status, 200, 'alive')
 })
+
+t.test('MAX_RSS_BYTES alone sheds load too; with both limits at 0 nothing is shed', async (t) => {
+  // Any process is over one byte of resident memory, from the first sample (after a second).
+  const { port } = await startService(t, { MAX_EVENT_LOOP_DELAY_MS: '0', MAX_RSS_BYTES: '1' })
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  const refused = await exchange(port, {
+    head: requestHead('PUT', '/files/a.bin', [bearer('alice'), 'Content-Length: 100000', 'Expect: 100-continue']),
+    body: Buffer.alloc(100000)
+  })
+  t.equal(refused.status, 503)
+  t.equal(refused.headers['retry-after'], '5')
+  t.equal(refused.bodyBytesWritten, 0, 'before the body')
+  t.match(json(refused), { code: 'UPFRONT_OVERLOADED' })
+  t.equal((await exchange(port, { head: requestHead('GET', '/healthz') })).status, 200, 'alive')
+
+  const unbounded = await startService(t, { MAX_EVENT_LOOP_DELAY_MS: '0', MAX_RSS_BYTES: '0' })
+  t.equal(unbounded.app.hasDecorator('isUnderPressure'), false, 'no load shedding installed')
+  const until = Date.now() + 1500
+  while (Date.now() < until) { /* busy: a delay that would shed load under any limit */ }
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal((await putFile(unbounded.port, '/files/a.bin', Buffer.from('stored'))).status, 201, 'an upload is taken whatever the delay')
+})

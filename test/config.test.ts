@@ -274,3 +274,66 @@ t.test('storage: disk by default, or an S3 bucket, validated like every setting'
     'S3_PART_SIZE: expected a part size in bytes, from 5242880 (5 MiB) to 5 GiB, got "1000"'
   ].join('\n'))
 })
+
+t.test('PUBLIC_URL: an absolute http: or https: URL, kept without a trailing slash', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['https://files.example.com', 'https://files.example.com'],
+    ['https://example.com/uploads/', 'https://example.com/uploads'],
+    ['HTTP://Example.com:8080//', 'http://example.com:8080']
+  ]
+  for (const [setting, publicUrl] of cases) t.equal(loadConfig({ PUBLIC_URL: setting }).publicUrl, publicUrl, setting)
+  const expected = (setting: string): string => `Invalid configuration:\nPUBLIC_URL: ${JSON.stringify(setting)} is not an absolute http: or https: URL without query, fragment or credentials; ` +
+    'give the origin clients use, with the path prefix your proxy adds if any (https://files.example.com, https://example.com/uploads)'
+  for (const bad of ['files.example.com', '/uploads', 'ftp://files.example.com', 'https://example.com/?a=1', 'https://example.com/#top', 'https://user@example.com', 'https://:secret@example.com']) {
+    t.equal(problemOf(t, () => loadConfig({ PUBLIC_URL: bad })), expected(bad), bad)
+  }
+})
+
+t.test('TRUST_PROXY: addresses and CIDR ranges, or a number of hops', async (t) => {
+  const cases: Array<[string, string[] | number]> = [
+    ['127.0.0.1', ['127.0.0.1']],
+    [' 10.0.0.0/8 , 192.168.1.7,::1 ', ['10.0.0.0/8', '192.168.1.7', '::1']],
+    ['fd00::/8,2001:db8::/128', ['fd00::/8', '2001:db8::/128']],
+    ['0.0.0.0/0', ['0.0.0.0/0']],
+    ['1', 1],
+    ['16', 16]
+  ]
+  for (const [setting, trustProxy] of cases) t.same(loadConfig({ TRUST_PROXY: setting }).trustProxy, trustProxy, setting)
+  const expected = (setting: string): string => `Invalid configuration:\nTRUST_PROXY: ${JSON.stringify(setting)} is neither addresses or CIDR ranges (such as 10.0.0.0/8,127.0.0.1) nor a number of hops from 1 to 16; ` +
+    'list the addresses your proxies connect from'
+  for (const bad of ['0', '17', 'proxy.internal', '10.0.0.0/33', '::1/129', '10.0.0.0/8/8', '10.0.0.0/x', '10.0.0.0/', '127.0.0.1,', 'true']) {
+    t.equal(problemOf(t, () => loadConfig({ TRUST_PROXY: bad })), expected(bad), bad)
+  }
+})
+
+t.test('AUTH_JWKS_URL, AUTH_JWT_AUDIENCE and AUTH_JWT_ISSUER', async (t) => {
+  const jwksUrl = 'https://idp.example.com/.well-known/jwks.json'
+  t.same(loadConfig({ AUTH_JWKS_URL: jwksUrl, AUTH_JWT_AUDIENCE: ' upfront , other ', AUTH_JWT_ISSUER: 'https://idp.example.com/' }).auth.jwt, {
+    secret: undefined,
+    publicKey: undefined,
+    jwksUrl,
+    audience: ['upfront', 'other'],
+    issuer: ['https://idp.example.com/'],
+    maxBytesClaim: 'max_bytes'
+  })
+  const blank = loadConfig({ AUTH_JWT_SECRET: jwtSecret, AUTH_JWT_AUDIENCE: ' , ', AUTH_JWT_ISSUER: ',' }).auth.jwt
+  t.equal(blank?.audience, undefined, 'a list of nothing pins no audience')
+  t.equal(blank?.issuer, undefined, 'nor any issuer')
+
+  t.equal(problemOf(t, () => loadConfig({ AUTH_JWKS_URL: jwksUrl, AUTH_JWT_PUBLIC_KEY: publicPem })),
+    'Invalid configuration:\nAUTH_JWKS_URL: set it or AUTH_JWT_PUBLIC_KEY, not both (the key set holds the public keys)')
+  const unpinned = 'Invalid configuration:\nAUTH_JWT_AUDIENCE, AUTH_JWT_ISSUER: they pin JWTs; set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL too'
+  t.equal(problemOf(t, () => loadConfig({ AUTH_TOKENS: `alice:${aliceToken}`, AUTH_JWT_AUDIENCE: 'upfront' })), unpinned, 'an audience without JWTs')
+  t.equal(problemOf(t, () => loadConfig({ AUTH_JWT_ISSUER: 'https://idp.example.com/' })), unpinned, 'an issuer without JWTs')
+})
+
+t.test('S3 credentials: AWS_SESSION_TOKEN is passed with the key pair, when set', async (t) => {
+  const env = { STORAGE: 's3', S3_BUCKET: 'uploads', AWS_ACCESS_KEY_ID: 'key-id', AWS_SECRET_ACCESS_KEY: 'secret' }
+  const client = (extra: Record<string, string>): unknown => {
+    const { storage } = loadConfig({ ...env, ...extra })
+    return storage.kind === 's3' ? storage.options.client : undefined
+  }
+  t.same(client({ AWS_SESSION_TOKEN: 'session' }), { credentials: { accessKeyId: 'key-id', secretAccessKey: 'secret', sessionToken: 'session' } })
+  t.same(client({ AWS_SESSION_TOKEN: '' }), { credentials: { accessKeyId: 'key-id', secretAccessKey: 'secret' } }, 'an empty token counts as unset')
+  t.equal(client({ AWS_SECRET_ACCESS_KEY: '' }), undefined, 'without both keys: the SDK\'s own chain')
+})

@@ -204,6 +204,7 @@ export function compileJwt (jwt: unknown): VerifyJwt | null {
     return { principal: sub, maxBytes: claimed as number }
   }
   const refusal = (error: unknown): Error => {
+    /* c8 ignore next -- fast-jwt throws TokenErrors only (the key function's own errors come wrapped in one); anything else would pass as it is */
     if (!(error instanceof TokenError)) return error as Error
     // A failure of the key function: its own error says what happened.
     if (error.code === TOKEN_ERROR_CODES.keyFetchingError && error.originalError !== undefined) return error.originalError

@@ -182,6 +182,7 @@ export abstract class StagedUpload implements Upload {
   }
 
   #settle (state: 'committed' | 'aborted'): void {
+    /* c8 ignore next -- each upload settles once: abort() drops only a ready or written upload, a failed write or commit only itself, and settled() cannot throw after a commit */
     if (this.#state === 'committed' || this.#state === 'aborted') return
     this.#state = state
     this.settled()

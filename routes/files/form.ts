@@ -42,6 +42,7 @@ const formRoute: FastifyPluginAsync<FilesRoutesOptions> = async (fastify, option
     // Not among the classes @fastify/multipart exposes: matched by its code.
     if ((error as Error & { code?: string }).code === 'FST_INVALID_JSON_FIELD_ERROR') return new InvalidFormError('a field sent as application/json is not valid JSON')
     if (error instanceof errors.PrototypeViolationError) return new InvalidFormError('a field is named __proto__, which is not allowed; rename it')
+    /* c8 ignore next -- made when the request closes before its end, which it does only destroyed with an error (client gone, limit passed, abortBody) that bodyError above returns first */
     if (error instanceof errors.PrematureCloseError) return new InvalidFormError('the body ended before the form\'s closing delimiter')
     // Busboy's own: a malformed or truncated form.
     return new InvalidFormError(error.message)

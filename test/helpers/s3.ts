@@ -3,10 +3,13 @@
 // `npm run services:start` (.tap/rgw/env).
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
+import { createServer, request as httpRequest } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
 import { DeleteObjectsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, AbortMultipartUploadCommand, S3Client } from '@aws-sdk/client-s3'
 import type { Test } from 'tap'
 import { S3Storage } from '../../plugins/storage/s3/index.js'
 import type { S3StorageOptions } from '../../plugins/storage/s3/index.js'
+import { listenServer } from './net.js'
 
 const ENV_FILE = new URL('../../.tap/rgw/env', import.meta.url)
 
@@ -122,4 +125,69 @@ export async function emptyPrefix (prefix: string): Promise<void> {
   const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }))
   for (const upload of uploads.Uploads ?? []) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }))
   client.destroy()
+}
+
+/** A request to the engine as the proxy saw it; `ended` is null while it is in flight. */
+export interface EngineRequest {
+  method: string
+  /** The object key (the path without the bucket), decoded; '' for the bucket. */
+  key: string
+  query: URLSearchParams
+  headers: IncomingHttpHeaders
+  started: number
+  ended: number | null
+}
+
+/** An answer the proxy gives instead of the engine's: an S3 error (`code`) or an XML document. */
+export interface EngineAnswer {
+  status: number
+  headers?: Record<string, string>
+  /** An S3 error code, sent as `<Error><Code>…`. */
+  code?: string
+  xml?: string
+}
+
+/** An S3 error response body. */
+function errorXml (code: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code} (from the test's proxy)</Message></Error>`
+}
+
+/**
+ * An HTTP proxy in front of the test engine (path-style requests), on a
+ * port of its own: it records every request and forwards it unchanged
+ * (signatures hold), unless `answer` returns an answer of its own for it.
+ * Point `endpoint` at it.
+ */
+export async function engineProxy (t: Test, answer: (request: EngineRequest) => EngineAnswer | undefined): Promise<{ endpoint: string, requests: EngineRequest[] }> {
+  const target = new URL(s3Settings().endpoint)
+  const { bucket } = s3Settings()
+  const requests: EngineRequest[] = []
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://proxy')
+    const path = decodeURIComponent(url.pathname)
+    const key = path.startsWith(`/${bucket}/`) ? path.slice(bucket.length + 2) : ''
+    const seen: EngineRequest = { method: req.method ?? '', key, query: url.searchParams, headers: req.headers, started: performance.now(), ended: null }
+    requests.push(seen)
+    // Its answer is written (or it failed): the client cannot have read it before.
+    const end = (): void => { seen.ended ??= performance.now() }
+    res.on('finish', end).on('close', end)
+    const own = answer(seen)
+    if (own !== undefined) {
+      req.resume()
+      const body = own.xml ?? (own.code === undefined ? '' : errorXml(own.code))
+      res.writeHead(own.status, { ...(body === '' ? {} : { 'content-type': 'application/xml' }), ...own.headers }).end(body)
+      return
+    }
+    // Expect is not signed: the proxy has read the body's head already.
+    const { expect: _expect, ...headers } = req.headers
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (response) => {
+      res.writeHead(response.statusCode ?? 502, response.headers)
+      response.pipe(res)
+    })
+    upstream.on('error', () => { res.destroy() })
+    req.pipe(upstream)
+  })
+  const port = await listenServer(t, server)
+  t.teardown(() => { server.closeAllConnections() })
+  return { endpoint: `http://127.0.0.1:${port}`, requests }
 }

@@ -24,7 +24,11 @@ t.test('Fastify\'s own refusals say what to do', async (t) => {
       'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
     ['POST', ['Content-Type: application/json'], '', 400, 'FST_ERR_CTP_EMPTY_JSON_BODY', 'The body is empty; send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)'],
     ['POST', [], '{"name":"a"}', 415, 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
-      'A body without a Content-Type cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign']
+      'A body without a Content-Type cannot be read here; send a valid media type (type/subtype), and application/json to POST /presign'],
+    ['POST', ['Content-Type: application/json'], '{"name":"a","expiresIn":0}', 400, 'FST_ERR_VALIDATION',
+      'Body/expiresIn must be >= 1; fix the body (see the HTTP API in the README)'],
+    ['POST', ['Content-Type: application/json'], '{"maxBytes":10}', 400, 'FST_ERR_VALIDATION',
+      'Body must have required property \'name\'; fix the body (see the HTTP API in the README)']
   ]
   for (const [method, lines, body, status, code, message] of cases) {
     const answer = await exchange(port, {

@@ -203,6 +203,15 @@ t.test('CORS_ORIGINS=* allows any page, with a fixed header', async (t) => {
   t.equal(refused.status, 413)
   t.equal(refused.headers['access-control-allow-origin'], '*', 'on the validator\'s refusals too')
   t.notOk('vary' in refused.headers)
+  // Refused before CORS's own hook runs: labelled by the error handler alike.
+  const early = await exchange(port, {
+    head: requestHead('PUT', '/files/a', ['Origin: https://anywhere.example', bearer('bob'), 'Content-Length: 10', 'Expect: a-pony'])
+  })
+  t.equal(early.status, 417)
+  t.equal(early.headers['access-control-allow-origin'], '*', 'on a refusal before CORS runs')
+  t.notOk('vary' in early.headers)
+  t.same((early.headers['access-control-expose-headers'] ?? '').split(', '),
+    ['ETag', 'Last-Modified', 'Location', 'Accept-Ranges', 'Content-Range', 'Content-Disposition', 'Repr-Digest', 'WWW-Authenticate', 'Allow', 'Retry-After'])
 })
 
 t.test('a refusal to a page on an origin not listed, or to no page, is not readable cross-origin', async (t) => {

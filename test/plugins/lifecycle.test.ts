@@ -6,7 +6,9 @@ import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import t from 'tap'
+import type { Test } from 'tap'
 import upfront from 'upfront'
 import { answerFrameworkError } from '../../plugins/answers.js'
 import answers from '../../plugins/answers.js'
@@ -87,20 +89,31 @@ for (const backend of BACKENDS) {
   })
 }
 
-t.test('an upload slower than the floor is cut with a 408; one above it is not', async (t) => {
+/** An app with the rate floor checked every 400 ms: `PUT /` reads its body (after `?wait` ms), `GET /` answers after `?wait` ms. */
+async function floorApp (t: Test, minUploadBytesPerSecond: number): Promise<number> {
   const app = Fastify({ frameworkErrors: answerFrameworkError })
   await app.register(answers)
   await app.register(upfront, { maxBytes: Infinity })
   await app.register(noCors)
-  await app.register(lifecycle, { shutdownGraceMs: 1000, minUploadBytesPerSecond: 20_000, rateWindowMs: 400 })
+  await app.register(lifecycle, { shutdownGraceMs: 1000, minUploadBytesPerSecond, rateWindowMs: 400 })
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+  const wait = async (request: FastifyRequest): Promise<void> => { await sleep(Number((request.query as { wait?: string }).wait ?? 0)) }
   app.put('/', async (request) => {
+    await wait(request)
     let size = 0
     for await (const chunk of request.raw) size += (chunk as Buffer).length
     return { size }
   })
-  const port = await listen(t, app)
+  app.get('/', async (request) => {
+    await wait(request)
+    return { waited: true }
+  })
+  return await listen(t, app)
+}
+
+t.test('an upload slower than the floor is cut with a 408; one above it is not', async (t) => {
+  const port = await floorApp(t, 20_000)
   const head = (length: number): string => requestHead('PUT', '/', [`Content-Length: ${length}`])
   const [trickle, steady] = [slowClient(port, head(1_000_000), 1_000_000, 2_000), slowClient(port, head(60_000), 60_000, 60_000)]
   const trickled = await trickle.answer
@@ -108,4 +121,19 @@ t.test('an upload slower than the floor is cut with a 408; one above it is not',
   t.match(trickled, /"code":"UPFRONT_UPLOAD_TOO_SLOW"/)
   t.match(trickled, /\r\nconnection: close\r\n/i)
   t.match(await steady.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\{"size":60000\}$/)
+})
+
+t.test('the floor measures only bodies being read: not one waiting for its reader, nor a request without a body', async (t) => {
+  const port = await floorApp(t, 20_000)
+  // Sent at once, left unread for 3 windows: the buffer is full, the socket paused, by the reader's doing.
+  const unread = slowClient(port, requestHead('PUT', '/?wait=1200', ['Content-Length: 1000000']), 1_000_000, 20_000_000)
+  const idle = slowClient(port, requestHead('GET', '/?wait=1200'), 0, 1)
+  t.match(await unread.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\{"size":1000000\}$/)
+  t.match(await idle.answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\{"waited":true\}$/)
+})
+
+t.test('a floor of 0 is none: a trickle that a floor of 1 KiB/s cuts is taken whole', async (t) => {
+  const trickle = async (port: number): Promise<string> => await slowClient(port, requestHead('PUT', '/', ['Content-Length: 600']), 600, 400).answer
+  t.match(await trickle(await floorApp(t, 1024)), /^HTTP\/1\.1 408 Request Timeout\r\n/)
+  t.match(await trickle(await floorApp(t, 0)), /^HTTP\/1\.1 200 OK\r\n[\s\S]*\{"size":600\}$/)
 })

@@ -75,3 +75,13 @@ t.test('storage errors are counted; an audit line for each file stored or delete
   const metrics = await getFile(port, '/metrics', [`Authorization: Bearer ${METRICS_TOKEN}`])
   t.ok((sample(metrics.body, 'upfront_storage_errors_total{operation="begin"}') ?? sample(metrics.body, 'upfront_storage_errors_total{operation="freeBytes"}') ?? 0) >= 1, 'counted')
 })
+
+t.test('under pressure, /metrics is still scraped while uploads get 503', async (t) => {
+  // Over one byte of resident memory from the first sample, after a second.
+  const { port } = await startService(t, { METRICS_TOKEN, MAX_RSS_BYTES: '1' })
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  t.equal((await putFile(port, '/files/a.bin', Buffer.from('x'))).status, 503, 'an upload is shed')
+  const scraped = await getFile(port, '/metrics', [`Authorization: Bearer ${METRICS_TOKEN}`])
+  t.equal(scraped.status, 200, 'the metrics are not')
+  t.equal(sample(scraped.body, 'http_requests_total{method="PUT",route="/files/*",status="503"}'), 1, 'and count the refusal')
+})

@@ -84,6 +84,7 @@ export class S3Storage implements Storage {
   readonly #parts: { partSize: number, queueSize: number }
   readonly #sweepAfterMs: number
   /** How this engine wants the entity tag in If-Match: as sent in ETag, or without its quotes (Ceph RGW). */
+  /* c8 ignore next -- always replaced by #probe, which open() runs before the storage is handed out */
   #ifMatch: (etag: string) => string = (etag) => etag
   readonly #uploads = new Set<S3Upload>()
   readonly #changes = new Set<Promise<unknown>>()

@@ -10,7 +10,8 @@
 // |                               |                | send the 100 (Go's rule); or, past the limit, to fail a reader | test/plugins/upfront/limits.test.ts   |
 // |                               |                | that starts late                                               |                                       |
 // | `Readable#push`               | the request    | bytes of a body of unknown length as they arrive: counted      | test/plugins/upfront/limits.test.ts   |
-// |                               |                | against the limit, discarded past it                           |                                       |
+// |                               |                | against the limit, discarded past it; any body's, discarded    | test/plugins/upfront/wiring.test.ts   |
+// |                               |                | once its reader was failed (`abortBody`)                       |                                       |
 // | `Readable#_destroy`           | the request    | failing the reader with the 413 without destroying the socket  | test/plugins/upfront/limits.test.ts   |
 // |                               |                | that must still carry the 413                                  |                                       |
 // | `Socket#destroySoon`          | the socket     | Node's close after `Connection: close`: FIN, then keep reading | test/plugins/upfront/linger.test.ts   |
@@ -67,11 +68,16 @@ export function filterPush (raw: Readable, accept: (chunk: Buffer) => boolean): 
 /**
  * Fails the body's reader with `error` but keeps the connection: a plain
  * `destroy` of an HTTP/1 request destroys its socket, which must still
- * carry the answer.
+ * carry the answer. What the parser still pushes is dropped (the push
+ * reports success, so the parser goes on and the bytes are discarded):
+ * refused by the destroyed body, it would pause that connection.
  */
 export function failReaderKeepingConnection (raw: Readable, error: Error): void {
   raw._destroy = function destroyKeepingConnection (destroyError: Error | null, callback: (error: Error | null) => void): void {
     callback(destroyError)
+  }
+  raw.push = function discardingPush (): boolean {
+    return true
   }
   raw.destroy(error)
 }

@@ -1,5 +1,6 @@
 // JWTs verified with the keys of a JWKS URL (a local key server the test
-// runs), with rotation, bounded refetching, and pinned audience and issuer.
+// runs), with rotation, bounded refetching, and pinned audience and issuer;
+// the plugin's jwksCacheMs and jwksRefetchIntervalMs.
 import { generateKeyPairSync } from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -8,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { createSigner } from 'fast-jwt'
 import t from 'tap'
 import type { Test } from 'tap'
+import { build, invalidToken, withToken } from '../../helpers/auth.js'
 import { startService } from '../../helpers/service.js'
 import { exchange, json } from '../../helpers/wire.js'
 import type { Exchange } from '../../helpers/wire.js'
@@ -108,4 +110,40 @@ t.test('a key server that cannot be reached: 503 with Retry-After, then recovery
   keys.down = false
   await sleep(1100)
   t.equal((await whoami(port, token)).status, 200, 'served once the key server answers')
+})
+
+t.test('a token that names no key of the set is refused without a fetch', async (t) => {
+  const keys = await keyServer(t)
+  const pair = keyPair()
+  keys.keys.set('k1', pair.publicKey)
+  const { port } = await startService(t, { AUTH_JWKS_URL: keys.url })
+  const unnamed = createSigner({ key: pair.privateKey, algorithm: 'RS256', expiresIn: 60_000 })({ sub: 'dana' })
+  const refused = await whoami(port, unnamed)
+  t.equal(refused.status, 401)
+  t.same(json(refused), invalidToken('it names no key (kid) of the key set; send a token issued for this service'))
+  t.equal(keys.fetches(), 0)
+})
+
+t.test('jwksCacheMs and jwksRefetchIntervalMs: how long keys are kept, how often unknown ones are looked for', async (t) => {
+  const keys = await keyServer(t)
+  const pair = keyPair()
+  keys.keys.set('k1', pair.publicKey)
+  const app = await build(t, { jwt: { jwksUrl: keys.url, jwksCacheMs: 300, jwksRefetchIntervalMs: 50 } })
+  const sign = (kid: string): string => createSigner({ key: pair.privateKey, algorithm: 'RS256', kid, expiresIn: 60_000 })({ sub: 'dana' })
+  const status = async (kid: string): Promise<number> => (await app.inject({ url: '/whoami', headers: withToken(sign(kid)) })).statusCode
+
+  t.equal(await status('k1'), 200)
+  t.equal(await status('k1'), 200)
+  t.equal(keys.fetches(), 1, 'kept while fresh')
+  await sleep(400)
+  t.equal(await status('k1'), 200)
+  t.equal(keys.fetches(), 2, 'fetched again once older than jwksCacheMs')
+
+  t.equal(await status('nope-1'), 401)
+  t.equal(keys.fetches(), 3)
+  t.equal(await status('nope-2'), 401)
+  t.equal(keys.fetches(), 3, 'within jwksRefetchIntervalMs: refused without a fetch')
+  await sleep(100)
+  t.equal(await status('nope-3'), 401)
+  t.equal(keys.fetches(), 4, 'after it, looked for again')
 })

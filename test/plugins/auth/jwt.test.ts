@@ -16,6 +16,7 @@ const otherRsaPrivate = generateKeyPairSync('rsa', { modulusLength: 2048 }).priv
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const ecPublic = ec.publicKey.export({ type: 'spki', format: 'pem' }).toString()
 const ecPrivate = ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+const JWKS_URL = 'https://idp.example.com/.well-known/jwks.json'
 
 /** An HS256 token made by hand, for claims fast-jwt's signer refuses to write. */
 function handMadeHs256 (payload: object): string {
@@ -147,6 +148,24 @@ t.test('publicKeyAlgorithms', async (t) => {
   t.throws(() => publicKeyAlgorithms('-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n'), { code: 'UPFRONT_UNUSABLE_KEY', message: /^not a readable PEM public key \(.+\)$/ })
 })
 
+t.test('audience and issuer, each one value or a list', async (t) => {
+  const sign = createSigner({ key: jwtSecret, expiresIn: 60_000 })
+  const one = await build(t, { jwt: { secret: jwtSecret, audience: 'upfront', issuer: 'https://idp.example.com/' } })
+  const several = await build(t, { jwt: { secret: jwtSecret, audience: ['upfront', 'other'], issuer: ['https://idp.example.com/', 'https://idp2.example.com/'] } })
+  const cases: Array<[string, Record<string, string>, number, number]> = [
+    ['the audience and issuer', { aud: 'upfront', iss: 'https://idp.example.com/' }, 200, 200],
+    ['another listed audience', { aud: 'other', iss: 'https://idp.example.com/' }, 401, 200],
+    ['another listed issuer', { aud: 'upfront', iss: 'https://idp2.example.com/' }, 401, 200],
+    ['an audience listed nowhere', { aud: 'elsewhere', iss: 'https://idp.example.com/' }, 401, 401],
+    ['no issuer', { aud: 'upfront' }, 401, 401]
+  ]
+  for (const [what, claims, forOne, forSeveral] of cases) {
+    const token = sign({ sub: 'carol', ...claims })
+    t.equal((await one.inject({ url: '/whoami', headers: withToken(token) })).statusCode, forOne, `one value: ${what}`)
+    t.equal((await several.inject({ url: '/whoami', headers: withToken(token) })).statusCode, forSeveral, `a list: ${what}`)
+  }
+})
+
 t.test('jwt options are checked at register', async (t) => {
   const dsaPublic = generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
   const k1Public = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString()
@@ -162,6 +181,18 @@ t.test('jwt options are checked at register', async (t) => {
     [{ jwt: { publicKey: jwtSecret } }, 'jwt.publicKey', 'expected a PEM public key or certificate ("-----BEGIN PUBLIC KEY-----")'],
     [{ jwt: { publicKey: rsaPrivate } }, 'jwt.publicKey', 'this is a private key; give the service only the public key'],
     [{ jwt: { publicKey: dsaPublic } }, 'jwt.publicKey', 'dsa keys are not supported; use an RSA, EC (P-256, P-384, P-521), Ed25519 or Ed448 key'],
-    [{ jwt: { publicKey: k1Public } }, 'jwt.publicKey', 'ec keys on this curve are not supported; use an RSA, EC (P-256, P-384, P-521), Ed25519 or Ed448 key']
+    [{ jwt: { publicKey: k1Public } }, 'jwt.publicKey', 'ec keys on this curve are not supported; use an RSA, EC (P-256, P-384, P-521), Ed25519 or Ed448 key'],
+    [{ jwt: { secret: jwtSecret, audience: '' } }, 'jwt.audience', 'expected a non-empty string or a non-empty array of them'],
+    [{ jwt: { secret: jwtSecret, audience: [] } }, 'jwt.audience', 'expected a non-empty string or a non-empty array of them'],
+    [{ jwt: { secret: jwtSecret, audience: 42 } }, 'jwt.audience', 'expected a non-empty string or a non-empty array of them'],
+    [{ jwt: { secret: jwtSecret, issuer: ['https://idp.example.com/', ''] } }, 'jwt.issuer', 'expected a non-empty string or a non-empty array of them'],
+    [{ jwt: { secret: jwtSecret, issuer: [7] } }, 'jwt.issuer', 'expected a non-empty string or a non-empty array of them'],
+    [{ jwt: { publicKey: rsaPublic, jwksUrl: JWKS_URL } }, 'jwt.jwksUrl', 'set jwt.publicKey or jwt.jwksUrl, not both'],
+    [{ jwt: { jwksUrl: 'idp.example.com/jwks.json' } }, 'jwt.jwksUrl', 'expected an absolute http: or https: URL'],
+    [{ jwt: { jwksUrl: 'ftp://idp.example.com/jwks.json' } }, 'jwt.jwksUrl', 'expected an absolute http: or https: URL'],
+    [{ jwt: { jwksUrl: 42 } }, 'jwt.jwksUrl', 'expected an absolute http: or https: URL'],
+    [{ jwt: { jwksUrl: JWKS_URL, jwksCacheMs: 0 } }, 'jwt.jwksCacheMs', 'expected a positive whole number of milliseconds'],
+    [{ jwt: { jwksUrl: JWKS_URL, jwksCacheMs: '600000' } }, 'jwt.jwksCacheMs', 'expected a positive whole number of milliseconds'],
+    [{ jwt: { jwksUrl: JWKS_URL, jwksRefetchIntervalMs: 1.5 } }, 'jwt.jwksRefetchIntervalMs', 'expected a positive whole number of milliseconds']
   ])
 })

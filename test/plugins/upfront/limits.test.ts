@@ -229,3 +229,46 @@ t.test('a body that passes the limit before anyone reads it', async (t) => {
   const healthy = await exchange(port, { head: requestHead('POST', '/?readbody=true', ['Content-Length: 2']), body: Buffer.from('ok'), send: 'now' })
   t.same(json(healthy), { received: 2 })
 })
+
+t.test('limitBody once the checks have run: a declared length over it is a 413 at once, a body of unknown length is held to it', async (t) => {
+  const source = 'that the test allows'
+  const { app, port } = await startApp(t, { maxBytes: 4096 }, (app) => {
+    // After the plugin's own preParsing hook: its checks have run.
+    app.addHook('preParsing', async (request) => {
+      const limits = request.headers['x-limits']
+      if (typeof limits === 'string') for (const limit of limits.split(',')) app.upfront.limitBody(request, Number(limit), source)
+    })
+    app.post('/limited', async (request) => ({ received: await countBody(request.raw) }))
+  })
+  const send = async (path: string, limits: string, body: Buffer, chunked: boolean): Promise<{ status: number, answer: unknown, informational: string[], bodyBytesWritten: number }> => {
+    const result = await exchange(port, {
+      head: requestHead('POST', path, [`X-Limits: ${limits}`, chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+      body,
+      chunked,
+      stopOnAnswer: false
+    })
+    return { status: result.status, answer: json(result), informational: result.informational, bodyBytesWritten: result.bodyBytesWritten }
+  }
+  const tooLarge = (message: string): object => ({ statusCode: 413, code: 'UPFRONT_BODY_TOO_LARGE', error: 'Payload Too Large', message })
+
+  const declared = await send('/limited', '100', Buffer.alloc(200), false)
+  t.same(declared.answer, tooLarge(`Content-Length of 200 bytes exceeds the 100-byte limit ${source}; send a smaller body`))
+  t.same(declared.informational, [], 'no 100')
+  t.equal(declared.bodyBytesWritten, 0, 'no body byte sent')
+  t.same((await send('/limited', '100', Buffer.alloc(50), false)).answer, { received: 50 }, 'a declared length within it')
+
+  const cases: Array<[string, string, number, object]> = [
+    ['over it', '100', 300, tooLarge(`The request body exceeds the 100-byte limit ${source}; send a smaller body`)],
+    ['over the lower of two', '100,500', 300, tooLarge(`The request body exceeds the 100-byte limit ${source}; send a smaller body`)],
+    ['within it', '1000', 200, { received: 200 }],
+    ['over the route\'s limit, which stays when the new one is higher', '10000', 5000, tooLarge('The request body exceeds the 4096-byte limit of this route; send a smaller body')]
+  ]
+  for (const [what, limits, length, answer] of cases) {
+    t.same((await send('/limited', limits, Buffer.alloc(length), true)).answer, answer, `chunked, ${what}`)
+  }
+
+  t.same((await send('/limited', '1', Buffer.alloc(0), false)).answer, { received: 0 }, 'a request without a body is not affected')
+  const unknown = await send('/nowhere', '1', Buffer.alloc(100), false)
+  t.equal(unknown.status, 404, 'nor is one to an unknown route')
+  t.same(app.upfront.stats.refused, { 'too-large': 1, 'too-large-while-streaming': 3, 404: 1 })
+})

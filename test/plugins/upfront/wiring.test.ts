@@ -274,3 +274,51 @@ t.test('closeAfterAnswer: an answer given outside the plugin\'s hooks closes lik
   })
   t.equal(status, 200, 'over HTTP/2 nothing changes (a Connection header is not allowed there)')
 })
+
+t.test('abortBody: the reader of a body still coming gets the error, whose answer still reaches the client; other requests are left alone', async (t) => {
+  const cut = Object.assign(new Error('Cut by the app'), { statusCode: 503, code: 'CUT' })
+  const { port } = await startApp(t, { maxBytes: Infinity }, (app) => {
+    app.post('/cut', async (request) => {
+      await new Promise((resolve) => { request.raw.once('data', resolve) })
+      app.upfront.abortBody(request, cut)
+      let received = 0
+      for await (const chunk of request.raw) received += (chunk as Buffer).length
+      return { received }
+    })
+    app.post('/after-end', async (request) => {
+      let received = 0
+      for await (const chunk of request.raw) received += (chunk as Buffer).length
+      app.upfront.abortBody(request, cut)
+      return { received }
+    })
+    app.get('/no-body', async (request) => {
+      app.upfront.abortBody(request, cut)
+      return { ok: true }
+    })
+  })
+  const midBody = await exchange(port, {
+    head: requestHead('POST', '/cut', ['Content-Length: 5000000']),
+    body: Buffer.alloc(5_000_000),
+    send: 'now',
+    stopOnAnswer: false,
+    closeWaitMs: 2000
+  })
+  t.equal(midBody.status, 503)
+  t.same(json(midBody), { statusCode: 503, code: 'CUT', error: 'Service Unavailable', message: 'Cut by the app' })
+  t.equal(midBody.headers.connection, 'close')
+  // What it still sends is read and discarded: once pushed into the failed
+  // body, it paused the socket until the linger's idle timeout reset it.
+  t.equal(midBody.closedByServer, true, 'FIN after the answer')
+  t.equal(midBody.reset, false, 'the client still sending read the answer, then the close')
+  t.equal(midBody.bodyBytesWritten, 5_000_000, 'its whole body was taken')
+
+  for (const [what, head, body, answer] of [
+    ['a body read to its end', requestHead('POST', '/after-end', ['Content-Length: 1000000']), Buffer.alloc(1_000_000), { received: 1_000_000 }],
+    ['a request without a body', requestHead('GET', '/no-body'), undefined, { ok: true }]
+  ] as const) {
+    const result = await exchange(port, { head, body, send: 'now' })
+    t.equal(result.status, 200, what)
+    t.same(json(result), answer, what)
+    t.equal(result.closedByServer, false, `${what}: the connection is kept`)
+  }
+})

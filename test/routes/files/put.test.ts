@@ -78,6 +78,10 @@ t.test('integrity: Content-Digest and Content-MD5 are verified, a mismatch store
   const goodMd5 = createHash('md5').update(body).digest('base64')
   const ok = await putFile(port, '/files/ok.txt', body, [bearer('alice'), `Content-Digest: sha-512=:AAAA:, ${goodDigest}`, `Content-MD5: ${goodMd5}`])
   t.equal(ok.status, 201)
+  // Only sha-256 is checked (RFC 9530 §2 lets a recipient ignore the others): a digest of another algorithm alone is no check.
+  const otherOnly = await putFile(port, '/files/other.txt', body, [bearer('alice'), 'Content-Digest: sha-512=:AAAA:'])
+  t.equal(otherOnly.status, 201, 'a sha-512 member alone is ignored, however wrong')
+  t.equal((await getFile(port, '/files/other.txt')).body, 'integrity matters')
   const before = files().length
 
   const badDigest = await putFile(port, '/files/bad.txt', body, [bearer('alice'), `Content-Digest: sha-256=:${createHash('sha256').update('other').digest('base64')}:`])

@@ -100,6 +100,20 @@ t.test('ranges', async (t) => {
   t.equal(ifRange.status, 206)
   const staleIfRange = await getFile(port, '/files/r.txt', [bearer('alice'), 'Range: bytes=0-1', 'If-Range: "old"'])
   t.equal(staleIfRange.status, 200, 'a stale If-Range gets the whole file')
+  // RFC 9110 §13.1.5: an entity tag compares strongly (a weak one never matches); a date only when it is the exact Last-Modified.
+  const lastModified = (await getFile(port, '/files/r.txt')).headers['last-modified'] as string
+  const ifRanges: Array<[string, number, string]> = [
+    [`W/${headers.etag as string}`, 200, 'a weak entity tag never matches'],
+    [lastModified, 206, 'the exact Last-Modified date'],
+    [new Date(Date.parse(lastModified) - 1000).toUTCString(), 200, 'an earlier date'],
+    [new Date(Date.parse(lastModified) + 1000).toUTCString(), 200, 'a later date'],
+    ['not a date', 200, 'something that is neither']
+  ]
+  for (const [value, status, what] of ifRanges) {
+    const result = await getFile(port, '/files/r.txt', [bearer('alice'), 'Range: bytes=0-1', `If-Range: ${value}`])
+    t.equal(result.status, status, what)
+    t.equal(result.body, status === 206 ? '01' : body.toString(), what)
+  }
 
   await putFile(port, '/files/empty', Buffer.alloc(0))
   const empty = await getFile(port, '/files/empty', [bearer('alice'), 'Range: bytes=-1'])
