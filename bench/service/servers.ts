@@ -4,7 +4,7 @@
 // servers (service/bare-server.ts).
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
@@ -126,13 +126,25 @@ export async function stop (server: Server): Promise<void> {
   clearTimeout(timer)
 }
 
-/** Sizes of the data files the service holds (`files/<owner>/<name>.<id>.data`). */
+/**
+ * Content sizes of the files the service holds: each a version
+ * `files/<owner>/<name>` whose bytes are followed by their record, its
+ * length (uint32 BE) and "upfront1" (plugins/storage/disk/version.ts).
+ */
 export function storedSizes (server: Server): number[] {
   const files = join(server.dir, 'files')
   const sizes: number[] = []
+  const footer = Buffer.alloc(12)
   for (const owner of readdirSync(files)) {
-    for (const entry of readdirSync(join(files, owner))) {
-      if (entry.endsWith('.data')) sizes.push(statSync(join(files, owner, entry)).size)
+    for (const entry of readdirSync(join(files, owner)).filter((entry) => /^[0-9a-f]{64}$/.test(entry))) {
+      const fd = openSync(join(files, owner, entry), 'r')
+      try {
+        const { size } = fstatSync(fd)
+        readSync(fd, footer, 0, 12, size - 12)
+        sizes.push(size - 12 - footer.readUInt32BE(0))
+      } finally {
+        closeSync(fd)
+      }
     }
   }
   return sizes

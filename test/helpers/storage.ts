@@ -1,7 +1,7 @@
 // The disk backend opened in a test directory, bodies to feed it, and the
 // check that it left nothing behind.
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Test } from 'tap'
@@ -77,31 +77,31 @@ export async function filesUnder (dir: string): Promise<string[]> {
 }
 
 /**
- * What a disk store holds besides its names' current versions: temporary
- * files, records of past versions, data files no current record names.
- * (A tombstone is a current version: a deleted name's.)
+ * The record at the end of a disk version (plugins/storage/disk/version.ts),
+ * decoded here on its own: bytes, JSON, its length (uint32 BE), "upfront1".
  */
-export async function diskLeftovers (dir: string): Promise<string[]> {
-  const left = (await filesUnder(dir)).filter((file) => file.startsWith('tmp/'))
-  const byName = new Map<string, string[]>()
-  for (const file of (await filesUnder(dir)).filter((file) => file.startsWith('files/'))) {
-    const directory = file.slice(0, file.lastIndexOf('/'))
-    byName.set(directory, [...(byName.get(directory) ?? []), file.slice(directory.length + 1)])
-  }
-  for (const [directory, entries] of byName) {
-    const records = entries.filter((entry) => entry.endsWith('.json')).sort()
-    const current = records.at(-1)
-    const record = current === undefined ? {} : JSON.parse(await readFile(join(dir, directory, current), 'utf8')) as { data?: string }
-    for (const entry of entries) {
-      if (entry !== current && entry !== record.data) left.push(`${directory}/${entry}`)
-    }
-  }
-  return left
+export function versionRecord (version: Buffer): { file: { name: string, size: number } } {
+  if (version.subarray(-8).toString('latin1') !== 'upfront1') throw new Error('not a version: no footer')
+  const length = version.readUInt32BE(version.length - 12)
+  return JSON.parse(version.subarray(version.length - 12 - length, version.length - 12).toString('utf8')) as ReturnType<typeof versionRecord>
 }
 
-/** Checks that the storage directory holds the committed files' current versions and nothing else. */
+/** A disk version's content: what comes before its record. */
+export function versionContent (version: Buffer): Buffer {
+  const length = version.readUInt32BE(version.length - 12)
+  return version.subarray(0, version.length - 12 - length)
+}
+
+/** A disk store's names: `files/<sha256(owner)>/<sha256(name)>`. */
+const NAME = /^files\/[0-9a-f]{64}\/[0-9a-f]{64}$/
+
+/** What a disk store holds besides its names' versions: temporary files, locks, anything else. */
+export async function diskLeftovers (dir: string): Promise<string[]> {
+  return (await filesUnder(dir)).filter((file) => !NAME.test(file))
+}
+
+/** Checks that the storage directory holds the committed files' versions and nothing else. */
 export async function assertClean (t: Test, dir: string, committed: number): Promise<void> {
-  t.same(await diskLeftovers(dir), [], 'no temporary file, past version or unnamed data is left')
-  const data = (await filesUnder(dir)).filter((file) => file.startsWith('files/') && file.endsWith('.data'))
-  t.equal(data.length, committed, 'one data file per committed file')
+  t.same(await diskLeftovers(dir), [], 'no temporary file, lock or other file is left')
+  t.equal((await filesUnder(dir)).filter((file) => NAME.test(file)).length, committed, 'one version per committed file')
 }

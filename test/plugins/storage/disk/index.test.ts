@@ -1,15 +1,20 @@
 // The disk backend (plugins/storage/disk/index.ts): the storage contract
-// (conformance.ts), and what is the disk's own: names never paths, versions
-// linked as the commit point, a crash's leftovers swept by age (not what a
-// live process is writing), the layout before versions migrated, a full
-// disk reported as 507. (One upload's own life: upload.test.ts.)
+// (conformance.ts), and what is the disk's own: names never paths, a
+// name's lock (held by another process: waited for; left by a dead one:
+// broken; released on every failure), a reader's version readable to its
+// end across commits, a crash's leftovers swept (not what a live process is
+// writing), the layout before versions migrated, a full disk reported as
+// 507 and still emptied. (One upload's own life: upload.test.ts.)
 import { execFile } from 'node:child_process'
+import { existsSync, linkSync, unlinkSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, unlink, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { DiskStorage } from '../../../../plugins/storage/disk/index.js'
-import { assertClean, bytes, collect, diskLeftovers, filesUnder, KiB, openStorage, smallBatches, store, streamOf } from '../../../helpers/storage.js'
+import { assertClean, bytes, collect, diskLeftovers, filesUnder, KiB, openStorage, sha256, smallBatches, store, streamOf, versionContent } from '../../../helpers/storage.js'
 import { conformance } from '../conformance.js'
 
 const run = promisify(execFile)
@@ -24,85 +29,148 @@ conformance('disk', async (t) => {
   }
 })
 
-/** The directory of a name's versions, the only one in the store. */
-async function onlyNameDirectory (dir: string): Promise<string> {
-  const [owner] = await readdir(join(dir, 'files'))
-  const ownerDirectory = join(dir, 'files', owner ?? '')
-  const [name] = await readdir(ownerDirectory)
-  return join(ownerDirectory, name ?? '')
+/** Where `name`'s version lives (alice's): files/<sha256(owner)>/<sha256(name)>. */
+function versionPath (dir: string, name: string, owner = 'alice'): string {
+  return join(dir, 'files', sha256(Buffer.from(owner)), sha256(Buffer.from(name)))
 }
 
-/** The directory of `name`'s versions (alice's). */
-async function nameDirectory (dir: string, name: string): Promise<string> {
-  const [owner] = await readdir(join(dir, 'files'))
-  const ownerDirectory = join(dir, 'files', owner ?? '')
-  for (const entry of await readdir(ownerDirectory)) {
-    const records = (await readdir(join(ownerDirectory, entry))).filter((file) => file.endsWith('.json')).sort()
-    const record = JSON.parse(await readFile(join(ownerDirectory, entry, records.at(-1) as string), 'utf8')) as { name?: string, meta?: { name: string } }
-    if ((record.meta?.name ?? record.name) === name) return join(ownerDirectory, entry)
-  }
-  throw new Error(`no directory for ${name}`)
+/** Waits until a lock linked now is older than `ms`. */
+async function age (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms + 20))
 }
 
-t.test('what a crash left behind is swept by age; what a live process writes is not', async (t) => {
+t.test('what a crash left behind is swept; what a live process writes is not', async (t) => {
   const dir = t.testdir()
-  const first = await DiskStorage.open(dir, smallBatches)
+  const options = { ...smallBatches, lockStaleMs: 50 }
+  const first = await DiskStorage.open(dir, options)
   await store(first, 'alice', 'kept', Buffer.from('kept'))
-  await store(first, 'alice', 'gone', Buffer.from('gone'))
-  await first.delete('alice', 'gone')
-  // An upload in progress in another process, and one a crash stopped an hour ago.
+  await store(first, 'alice', 'locked', Buffer.from('locked'))
+  // An upload in progress in another process (past its first batch, so
+  // that its file exists), and one a crash stopped an hour ago.
   const live = await first.begin('alice', 'live', { contentType: 'text/plain' })
-  await live.write(streamOf(Buffer.from('still being written')))
-  await writeFile(join(dir, 'tmp', 'crashed.data'), 'half')
+  const liveBody = bytes(100 * KiB)
+  await live.write(streamOf(liveBody))
+  await writeFile(join(dir, 'tmp', 'crashed'), 'half')
   const hourAgo = new Date(Date.now() - 2 * 3600_000)
-  await utimes(join(dir, 'tmp', 'crashed.data'), hourAgo, hourAgo)
-  // A crash between placing a version and removing the one it replaced.
-  const keptDirectory = await nameDirectory(dir, 'kept')
-  await writeFile(join(keptDirectory, '0000000000000000.json'), '{"data":"old.data","meta":{}}')
-  await writeFile(join(keptDirectory, 'old.data'), 'old')
-  await utimes(join(keptDirectory, 'old.data'), hourAgo, hourAgo)
-  // The tombstone of "gone", old enough to go.
-  const goneDirectory = await nameDirectory(dir, 'gone')
-  const tombstones = (await readdir(goneDirectory)).map((entry) => join(goneDirectory, entry).slice(dir.length + 1))
-  for (const tombstone of tombstones) await utimes(join(dir, tombstone), hourAgo, hourAgo)
+  await utimes(join(dir, 'tmp', 'crashed'), hourAgo, hourAgo)
+  // A process that died holding the lock of "locked" (the lock of a delete: the version itself).
+  linkSync(versionPath(dir, 'locked'), `${versionPath(dir, 'locked')}.lock`)
+  await age(50)
+  // And one that holds the lock of "busy" right now.
+  await store(first, 'alice', 'busy', Buffer.from('busy'))
+  linkSync(versionPath(dir, 'busy'), `${versionPath(dir, 'busy')}.lock`)
 
-  const second = await DiskStorage.open(dir, smallBatches)
+  const second = await DiskStorage.open(dir, options)
   t.teardown(async () => { await second.close() })
-  const left = await filesUnder(dir)
-  t.notOk(left.includes('tmp/crashed.data'), 'a temporary file not written to for an hour is gone')
+  const left = await diskLeftovers(dir)
+  t.notOk(left.includes('tmp/crashed'), 'a temporary file not written to for an hour is gone')
   t.equal(left.filter((file) => file.startsWith('tmp/')).length, 1, 'the live upload\'s file stays')
-  t.same(tombstones.filter((file) => left.includes(file)), [], 'an old tombstone is gone')
-  t.notOk(left.some((file) => file.endsWith('old.data') || file.endsWith('0000000000000000.json')), 'the replaced version is gone')
-  t.equal((await collect((await second.get('alice', 'kept'))?.stream as NodeJS.ReadableStream & import('node:stream').Readable)).toString(), 'kept')
+  t.notOk(left.some((file) => file.startsWith(versionPath(dir, 'locked').slice(dir.length + 1))), 'a stale lock is gone')
+  t.ok(left.includes(`${versionPath(dir, 'busy').slice(dir.length + 1)}.lock`), 'a lock held now stays')
+  t.equal((await collect((await second.get('alice', 'kept'))?.stream as Readable)).toString(), 'kept')
+  t.match(await second.delete('alice', 'locked'), { name: 'locked' }, 'a name whose lock was stale can be changed')
   await live.commit()
-  t.equal((await collect((await second.get('alice', 'live'))?.stream as import('node:stream').Readable)).toString(), 'still being written', 'the other process\'s upload commits')
+  t.same(await collect((await second.get('alice', 'live'))?.stream as Readable), liveBody, 'the other process\'s upload commits')
   await first.close()
-  await assertClean(t, dir, 2)
+  await unlink(`${versionPath(dir, 'busy')}.lock`)
+  await assertClean(t, dir, 3)
+})
+
+t.test('a name\'s lock', async (t) => {
+  t.test('held by another process: waited for, then a 503', async (t) => {
+    const { storage, dir } = await openStorage(t, undefined, { ...smallBatches, lockWaitMs: 100 })
+    await store(storage, 'alice', 'held', Buffer.from('held'))
+    const lock = `${versionPath(dir, 'held')}.lock`
+    linkSync(versionPath(dir, 'held'), lock)
+    const upload = await storage.begin('alice', 'held', { contentType: 'text/plain' })
+    await upload.write(streamOf(Buffer.from('waits')))
+    const started = Date.now()
+    await t.rejects(upload.commit(), { code: 'UPFRONT_STORAGE_BUSY', statusCode: 503 })
+    t.ok(Date.now() - started >= 100, 'after waiting for it')
+    await t.rejects(storage.delete('alice', 'held'), { code: 'UPFRONT_STORAGE_BUSY', statusCode: 503 })
+    t.equal((await collect((await storage.get('alice', 'held'))?.stream as Readable)).toString(), 'held', 'reads go on')
+    // Released while a writer waits: the writer goes on.
+    const waiting = storage.begin('alice', 'held', { contentType: 'text/plain' }).then(async (upload) => {
+      await upload.write(streamOf(Buffer.from('went on')))
+      await upload.commit()
+    })
+    setTimeout(() => { unlinkSync(lock) }, 20)
+    await waiting
+    t.equal((await collect((await storage.get('alice', 'held'))?.stream as Readable)).toString(), 'went on')
+    await assertClean(t, dir, 1)
+  })
+
+  t.test('left by a dead process: broken by the next writer', async (t) => {
+    const { storage, dir } = await openStorage(t, undefined, { ...smallBatches, lockStaleMs: 50 })
+    await store(storage, 'alice', 'stale', Buffer.from('stale'))
+    linkSync(versionPath(dir, 'stale'), `${versionPath(dir, 'stale')}.lock`)
+    await age(50)
+    await store(storage, 'alice', 'stale', Buffer.from('replaced'))
+    t.equal((await collect((await storage.get('alice', 'stale'))?.stream as Readable)).toString(), 'replaced')
+    await assertClean(t, dir, 1)
+  })
+
+  t.test('released when the preconditions fail', async (t) => {
+    const { storage, dir } = await openStorage(t)
+    await store(storage, 'alice', 'kept', Buffer.from('kept'))
+    await t.rejects(store(storage, 'alice', 'kept', Buffer.from('not stored'), { ifNoneMatch: ['*'] }), { code: 'UPFRONT_PRECONDITION_FAILED', statusCode: 412 })
+    await t.rejects(storage.delete('alice', 'kept', { ifMatch: ['"another"'] }), { code: 'UPFRONT_PRECONDITION_FAILED', statusCode: 412 })
+    await t.rejects(storage.delete('alice', 'never', { ifMatch: ['"another"'] }), { code: 'UPFRONT_PRECONDITION_FAILED', statusCode: 412 })
+    await assertClean(t, dir, 1)
+  })
+
+  t.test('the preconditions are checked holding it, against what it holds', async (t) => {
+    const { storage, dir } = await openStorage(t)
+    await store(storage, 'alice', 'raced', Buffer.from('one'))
+    const etag = (await storage.head('alice', 'raced'))?.etag as string
+    const upload = await storage.begin('alice', 'raced', { contentType: 'text/plain' })
+    await upload.write(streamOf(Buffer.from('mine')))
+    // Read by the check: the lock is held then.
+    const preconditions = {
+      get ifMatch (): string[] {
+        t.ok(existsSync(`${versionPath(dir, 'raced')}.lock`), 'the lock is held during the check')
+        return [etag]
+      }
+    }
+    await upload.commit(preconditions)
+    t.equal((await collect((await storage.get('alice', 'raced'))?.stream as Readable)).toString(), 'mine')
+    await assertClean(t, dir, 1)
+  })
 })
 
 t.test('a store in the layout before versions is moved into it at open', async (t) => {
   const dir = t.testdir()
   const storage = await DiskStorage.open(dir, smallBatches)
-  await store(storage, 'alice', 'docs/old.txt', Buffer.from('from before'))
-  const file = await storage.head('alice', 'docs/old.txt')
+  const names = ['docs/old.txt', 'docs/appended.txt', 'docs/linked.txt']
+  for (const name of names) await store(storage, 'alice', name, Buffer.from(`${name}, from before`))
+  const files = await Promise.all(names.map(async (name) => await storage.head('alice', name)))
   await storage.close()
-  // Rewrite it as the old layout had it: files/<owner>/<name>.json beside <name>.<id>.data.
-  const directory = await onlyNameDirectory(dir)
-  const ownerDirectory = directory.slice(0, directory.lastIndexOf('/'))
-  const nameHash = directory.slice(directory.lastIndexOf('/') + 1)
-  const [data] = (await readdir(directory)).filter((entry) => entry.endsWith('.data'))
-  await writeFile(join(ownerDirectory, `${nameHash}.${data ?? ''}`), 'from before')
-  await writeFile(join(ownerDirectory, `${nameHash}.json`), JSON.stringify({ data: `${nameHash}.${data ?? ''}`, meta: file }))
-  await rm(directory, { recursive: true })
-  await writeFile(join(ownerDirectory, `${nameHash}.ffff.data`), 'unnamed, from before')
-  await utimes(join(ownerDirectory, `${nameHash}.ffff.data`), new Date(0), new Date(0))
+  // Rewrite them as the old layout had them: files/<owner>/<name>.json beside <name>.<id>.data;
+  // the second as a crashed migration left it after appending the record,
+  // the third after linking the version.
+  const ownerDirectory = join(dir, 'files', sha256(Buffer.from('alice')))
+  for (const [i, name] of names.entries()) {
+    const path = versionPath(dir, name)
+    const nameHash = sha256(Buffer.from(name))
+    const version = await readFile(path)
+    await writeFile(join(ownerDirectory, `${nameHash}.0123.data`), i === 0 ? versionContent(version) : version)
+    await writeFile(join(ownerDirectory, `${nameHash}.json`), JSON.stringify({ data: `${nameHash}.0123.data`, meta: files[i] }))
+    if (i < 2) await unlink(path)
+  }
+  const unnamed = join(ownerDirectory, `${sha256(Buffer.from('docs/old.txt'))}.ffff.data`)
+  await writeFile(unnamed, 'unnamed, from before')
+  await utimes(unnamed, new Date(0), new Date(0))
+  // A record whose data is gone names nothing: it goes.
+  await writeFile(join(ownerDirectory, `${'e'.repeat(64)}.json`), JSON.stringify({ data: `${'e'.repeat(64)}.0123.data`, meta: { ...files[0], name: 'lost' } }))
 
   const reopened = await DiskStorage.open(dir, smallBatches)
   t.teardown(async () => { await reopened.close() })
-  t.same(await reopened.head('alice', 'docs/old.txt'), file, 'the same file, with its metadata')
-  t.equal((await collect((await reopened.get('alice', 'docs/old.txt'))?.stream as import('node:stream').Readable)).toString(), 'from before')
-  t.same((await reopened.list('alice', { limit: 10 })).files, [file])
-  await assertClean(t, dir, 1)
+  for (const [i, name] of names.entries()) {
+    t.same(await reopened.head('alice', name), files[i], `${name}: the same file, with its metadata`)
+    t.equal((await collect((await reopened.get('alice', name))?.stream as Readable)).toString(), `${name}, from before`)
+  }
+  t.same((await reopened.list('alice', { limit: 10 })).files, [...files].sort((a, b) => (a?.name ?? '') < (b?.name ?? '') ? -1 : 1))
+  await assertClean(t, dir, 3)
 })
 
 t.test('a name is never a path', async (t) => {
@@ -130,31 +198,81 @@ t.test('a name is never a path', async (t) => {
   t.same((await storage.list('eve/../../mallory', { limit: 100 })).files.map((file) => file.name), [...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))))
 
   t.same(await readdir(parent), ['storage'], 'nothing was written beside the storage directory')
-  for (const file of await filesUnder(dir)) {
-    t.match(file, /^files\/[0-9a-f]{64}\/[0-9a-f]{64}\/(\d{16}\.json|[0-9a-f]{32}\.data)$/)
-  }
+  for (const file of await filesUnder(dir)) t.match(file, /^files\/[0-9a-f]{64}\/[0-9a-f]{64}$/)
 })
 
-t.test('a damaged record is an error, not a missing file', async (t) => {
+t.test('a damaged version is an error, not a missing file', async (t) => {
   const { storage, dir } = await openStorage(t)
   await store(storage, 'alice', 'damaged', Buffer.from('x'))
-  const directory = await onlyNameDirectory(dir)
-  const [record] = (await readdir(directory)).filter((entry) => entry.endsWith('.json'))
-  await writeFile(join(directory, record ?? ''), '{"data":')
-  await t.rejects(storage.head('alice', 'damaged'), SyntaxError)
+  const path = versionPath(dir, 'damaged')
+  const footer = (length: number): Buffer => Buffer.concat([Buffer.from([0, 0, 0, length]), Buffer.from('upfront1')])
+  const damages: Array<[string, Buffer, RegExp | ErrorConstructor]> = [
+    ['empty', Buffer.alloc(0), /is not a valid version: it does not end with a record/],
+    ['no footer', Buffer.from('x'), /is not a valid version: it does not end with a record/],
+    ['a record longer than the file', Buffer.concat([Buffer.from('{}'), footer(200)]), /its record is said to be 200 bytes long/],
+    ['a record that is not JSON', Buffer.concat([Buffer.from('{"file":'), footer(8)]), SyntaxError],
+    ['a record that is null', Buffer.concat([Buffer.from('null'), footer(4)]), /its record does not say 0 bytes of content/],
+    ['a record without a file', Buffer.concat([Buffer.from('abc{}'), footer(2)]), /its record does not say 3 bytes of content/],
+    ['a size that does not match', Buffer.concat([Buffer.from('abc{"file":{"size":2}}'), footer(19)]), /its record does not say 3 bytes of content/]
+  ]
+  for (const [damage, content, error] of damages) {
+    await writeFile(path, content)
+    await t.rejects(storage.head('alice', 'damaged'), error, damage)
+    await t.rejects(storage.get('alice', 'damaged'), error, damage)
+  }
+  // A long record: read past the first 4 KiB from the end.
+  const upload = await storage.begin('alice', 'long', { contentType: `text/plain; note=${'n'.repeat(5000)}` })
+  await upload.write(streamOf(Buffer.from('long record')))
+  await upload.commit()
+  t.equal((await storage.head('alice', 'long'))?.contentType.length, 'text/plain; note='.length + 5000)
 
-  const upload = await storage.begin('alice', 'damaged', { contentType: 'text/plain' })
-  await upload.write(streamOf(Buffer.from('y')))
-  await t.rejects(upload.commit({ ifNoneMatch: ['*'] }), SyntaxError, 'no overwrite on a record that cannot be read')
+  const overwrite = await storage.begin('alice', 'damaged', { contentType: 'text/plain' })
+  await overwrite.write(streamOf(Buffer.from('y')))
+  await t.rejects(overwrite.commit({ ifNoneMatch: ['*'] }), /is not a valid version/, 'no overwrite on a version that cannot be read')
+  t.same(await diskLeftovers(dir), [], 'its lock is released')
 })
 
-t.test('a data file missing under its record is an error after one retry', async (t) => {
+t.test('a version being read stays readable to its end while others replace it', async (t) => {
   const { storage, dir } = await openStorage(t)
-  await store(storage, 'alice', 'lost', Buffer.from('x'))
-  const directory = await onlyNameDirectory(dir)
-  const [data] = (await readdir(directory)).filter((entry) => entry.endsWith('.data'))
-  await unlink(join(directory, data ?? ''))
-  await t.rejects(storage.get('alice', 'lost'), /The data file of "lost" is missing/)
+  const first = bytes(512 * KiB, 1)
+  await store(storage, 'alice', 'read', first)
+  const reading = await storage.get('alice', 'read')
+  const range = await storage.get('alice', 'read', { start: 1000, end: 1999 })
+  await store(storage, 'alice', 'read', bytes(10, 2))
+  await storage.delete('alice', 'read')
+  await store(storage, 'alice', 'read', bytes(20, 3))
+  t.same(await collect(reading?.stream as Readable), first, 'the whole first version')
+  t.same(await collect(range?.stream as Readable), first.subarray(1000, 2000), 'a range of it')
+  t.same(await collect((await storage.get('alice', 'read'))?.stream as Readable), bytes(20, 3))
+  await assertClean(t, dir, 1)
+})
+
+t.test('an empty file', async (t) => {
+  const { storage, dir } = await openStorage(t)
+  await store(storage, 'alice', 'empty', Buffer.alloc(0))
+  t.match(await storage.head('alice', 'empty'), { size: 0 })
+  t.same(await collect((await storage.get('alice', 'empty'))?.stream as Readable), Buffer.alloc(0))
+  await assertClean(t, dir, 1)
+})
+
+t.test('a temporary file gone before the commit: nothing is linked', async (t) => {
+  const { storage, dir } = await openStorage(t)
+  const upload = await storage.begin('alice', 'orphan', { contentType: 'application/octet-stream' })
+  // Past one batch: the file exists, and is removed (as a sweep of a silent upload would).
+  await upload.write(streamOf(bytes(100 * KiB)))
+  for (const entry of await readdir(join(dir, 'tmp'))) await rm(join(dir, 'tmp', entry))
+  await t.rejects(upload.commit(), { code: 'ENOENT', syscall: 'link' })
+  t.equal(await storage.head('alice', 'orphan'), null)
+  await assertClean(t, dir, 0)
+})
+
+t.test('a temporary file that cannot be created fails the write', async (t) => {
+  const { storage, dir } = await openStorage(t)
+  await rm(join(dir, 'tmp'), { recursive: true })
+  const upload = await storage.begin('alice', 'nowhere', { contentType: 'application/octet-stream' })
+  await t.rejects(upload.write(streamOf(bytes(100 * KiB))), { code: 'ENOENT', syscall: 'open' })
+  await mkdir(join(dir, 'tmp'))
+  await assertClean(t, dir, 0)
 })
 
 t.test('a directory that is not one is reported', async (t) => {
@@ -164,6 +282,7 @@ t.test('a directory that is not one is reported', async (t) => {
   await rm(join(dir, 'files', owner ?? ''), { recursive: true })
   await writeFile(join(dir, 'files', owner ?? ''), 'not a directory')
   await t.rejects(storage.list('alice', { limit: 1 }), { code: 'ENOTDIR' })
+  await t.rejects(storage.head('alice', 'x'), { code: 'ENOTDIR' })
 })
 
 t.test('close aborts pending uploads and refuses new ones', async (t) => {
@@ -190,6 +309,20 @@ t.test('default options', async (t) => {
   t.ok(file !== null && (await collect(file.stream)).equals(body))
   const free = await storage.freeBytes()
   t.ok(Number.isSafeInteger(free) && free > 0, 'freeBytes reports the space left')
+})
+
+t.test('a sweep runs every sweepAfterMs, and one that fails is tried again', async (t) => {
+  const { storage, dir } = await openStorage(t, undefined, { ...smallBatches, sweepAfterMs: 30 })
+  // Without its temporary directory, a sweep fails.
+  await rm(join(dir, 'tmp'), { recursive: true })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await mkdir(join(dir, 'tmp'))
+  await writeFile(join(dir, 'tmp', 'crashed'), 'half')
+  await utimes(join(dir, 'tmp', 'crashed'), new Date(0), new Date(0))
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(await readdir(join(dir, 'tmp')), [], 'the next sweep removed it')
+  await store(storage, 'alice', 'after', Buffer.from('after'))
+  await assertClean(t, dir, 1)
 })
 
 t.test('sizes in options are positive integers', async (t) => {
@@ -225,6 +358,17 @@ t.test('a full disk: 507 and nothing left behind', async (t) => {
       t.equal(await storage.freeBytes(), capacity, 'all the space is back')
     })
 
+    await t.test('as the body ends', async (t) => {
+      const upload = await storage.begin('alice', 'too-big', { contentType: 'application/octet-stream' })
+      // The whole body at hand at once: the source has ended when the
+      // batch that does not fit is written.
+      const source = new PassThrough({ highWaterMark: capacity + 64 * KiB })
+      source.end(bytes(capacity + 64 * KiB))
+      await t.rejects(upload.write(source), { code: 'UPFRONT_INSUFFICIENT_STORAGE', cause: { code: 'ENOSPC' } })
+      await assertClean(t, mountpoint, 0)
+      t.equal(await storage.freeBytes(), capacity, 'all the space is back')
+    })
+
     await t.test('while the record is written', async (t) => {
       // The data takes every page left: the record finds none.
       const upload = await storage.begin('alice', 'exactly-full', { contentType: 'application/octet-stream' })
@@ -232,6 +376,14 @@ t.test('a full disk: 507 and nothing left behind', async (t) => {
       await t.rejects(upload.commit(), { code: 'UPFRONT_INSUFFICIENT_STORAGE', statusCode: 507 })
       t.equal(await storage.head('alice', 'exactly-full'), null)
       await assertClean(t, mountpoint, 0)
+      t.equal(await storage.freeBytes(), capacity, 'all the space is back')
+    })
+
+    await t.test('a full disk can be emptied: a delete takes no block', async (t) => {
+      await store(storage, 'alice', 'filler', bytes(capacity - 4 * KiB))
+      t.equal(await storage.freeBytes(), 0)
+      t.match(await storage.delete('alice', 'filler'), { name: 'filler' })
+      t.equal(await storage.head('alice', 'filler'), null)
       t.equal(await storage.freeBytes(), capacity, 'all the space is back')
     })
 

@@ -103,7 +103,7 @@ t.test('abort', async (t) => {
     await assertClean(t, dir, 0)
   })
 
-  t.test('while the temporary file is being created', async (t) => {
+  t.test('before anything is written', async (t) => {
     const { storage, dir } = await openStorage(t)
     const upload = await storage.begin('alice', 'a', { contentType: 'text/plain' })
     const source = streamOf(Buffer.from('racing'))
