@@ -180,7 +180,8 @@ export async function engineProxy (t: Test, answer: (request: EngineRequest) => 
     }
     // Expect is not signed: the proxy has read the body's head already.
     const { expect: _expect, ...headers } = req.headers
-    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (response) => {
+    // A connection of its own (no keep-alive pool), closed with the exchange: none outlives the test.
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers, agent: false }, (response) => {
       res.writeHead(response.statusCode ?? 502, response.headers)
       response.pipe(res)
     })

@@ -27,6 +27,9 @@ async function leftovers (prefix: string): Promise<string[]> {
   return keys.filter((key) => !key.startsWith(`${prefix}r/`) && !named.has(key))
 }
 
+// A real engine, a few hundred requests: tens of seconds on a busy machine.
+t.setTimeout(180_000)
+
 conformance('s3', async (t) => {
   const { storage, prefix } = await openS3(t)
   return {
