@@ -1,7 +1,7 @@
 // The naive floor of the service suite (bench/service/): a bare
 // node:http server, no framework, in its own process.
 //
-//   node bare-server.js pipe|sha256|sha256-large|discard <dir>
+//   node bare-server.js pipe|sha256|sha256-large|durable|discard <dir>
 //
 // - pipe:    stream.pipeline(req, fs.createWriteStream(<dir>/<name>)), default
 //            buffer sizes, then 201. No fsync: the 201 means "in the page cache".
@@ -10,6 +10,10 @@
 // - sha256-large: sha256 with every stream buffer enlarged to 4 MiB (the
 //            server's `highWaterMark`, the Transform's, the file stream's):
 //            "a Node server that only enlarged its stream buffers".
+// - durable: sha256, into <dir>/<name>.tmp, then fdatasync, rename to
+//            <dir>/<name> and fsync of <dir>: what the service's 201 promises
+//            (bytes verified and durable under their name) done the plain
+//            way, with nothing else (no auth, no checks, no metadata).
 // - discard: reads and drops the body, then 201: what loopback HTTP alone costs.
 //
 // Every request method is treated as an upload; `<name>` is the last segment
@@ -17,16 +21,17 @@
 // `listening <port>` on stdout once ready.
 import { createHash } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 
-type Mode = 'pipe' | 'sha256' | 'sha256-large' | 'discard'
+type Mode = 'pipe' | 'sha256' | 'sha256-large' | 'durable' | 'discard'
 const mode = process.argv[2] as Mode
 const dir = process.argv[3]
-if (!['pipe', 'sha256', 'sha256-large', 'discard'].includes(mode) || dir === undefined) throw new Error('usage: bare-server.js pipe|sha256|sha256-large|discard <dir>')
+if (!['pipe', 'sha256', 'sha256-large', 'durable', 'discard'].includes(mode) || dir === undefined) throw new Error('usage: bare-server.js pipe|sha256|sha256-large|durable|discard <dir>')
 /** Stream buffers: Node's defaults, or 4 MiB everywhere for sha256-large. */
 const highWaterMark = mode === 'sha256-large' ? 4 * 1024 * 1024 : undefined
 
@@ -49,7 +54,8 @@ const server = createServer({ highWaterMark }, (req, res) => {
     req.on('error', fail)
     return
   }
-  const file = createWriteStream(join(dir, name), { highWaterMark })
+  const path = join(dir, name)
+  const file = createWriteStream(mode === 'durable' ? `${path}.tmp` : path, { highWaterMark })
   if (mode === 'pipe') {
     pipeline(req, file).then(() => { answer({ size: file.bytesWritten }) }, fail)
     return
@@ -62,8 +68,22 @@ const server = createServer({ highWaterMark }, (req, res) => {
       callback(null, chunk)
     }
   })
-  pipeline(req, hashing, file).then(() => { answer({ size: file.bytesWritten, sha256: hash.digest('hex') }) }, fail)
+  pipeline(req, hashing, file).then(async () => {
+    if (mode === 'durable') await makeDurable(`${path}.tmp`, path)
+    answer({ size: file.bytesWritten, sha256: hash.digest('hex') })
+  }).catch(fail)
 })
+/** Flushes `temporary` to disk, renames it to `path`, and flushes the directory. */
+async function makeDurable (temporary: string, path: string): Promise<void> {
+  const file = await open(temporary, 'r+')
+  await file.datasync()
+  await file.close()
+  await rename(temporary, path)
+  const directory = await open(dir as string, 'r')
+  await directory.sync()
+  await directory.close()
+}
+
 // As the service: no timeout that would cut a long upload.
 server.requestTimeout = 0
 server.listen(0, '127.0.0.1', () => {

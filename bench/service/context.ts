@@ -64,7 +64,7 @@ export interface Source {
   sha256: string
 }
 
-export type BareMode = 'pipe' | 'sha256' | 'sha256-large' | 'discard'
+export type BareMode = 'pipe' | 'sha256' | 'sha256-large' | 'durable' | 'discard'
 
 export interface Bench {
   plan: Plan

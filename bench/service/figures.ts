@@ -242,20 +242,21 @@ export type SmallRun = LoadResult & { perSecond: number }
 export interface SmallFigure {
   /** The service's rounds, without and with Expect: 100-continue. */
   service: { plain: SmallRun[], expect: SmallRun[] }
-  /** The bare pipe server, once each. */
-  bare: { plain: SmallRun, expect: SmallRun }
+  /** The bare servers, without Expect, in the same rounds: pipe (no fsync, no hash) and durable (SHA-256, fdatasync, rename, directory fsync). */
+  bare: { pipe: SmallRun[], durable: SmallRun[] }
   /** The service's VmHWM at the end. */
   serviceRss: number
 }
 
 async function smallLoad (bench: Bench, server: Server, pathPrefix: string, expect: boolean, count: number): Promise<SmallRun> {
   const { plan } = bench
+  const bare = server === bench.bare.pipe || server === bench.bare.durable
   const result = await generate(bench.split, {
     mode: 'keepalive',
     port: server.port,
     path: pathPrefix,
     numbered: true,
-    headers: server === bench.bare.pipe ? { 'Content-Type': 'application/octet-stream' } : { Authorization: AUTH, 'Content-Type': 'application/octet-stream' },
+    headers: bare ? { 'Content-Type': 'application/octet-stream' } : { Authorization: AUTH, 'Content-Type': 'application/octet-stream' },
     bodyBytes: plan.smallBytes,
     expect,
     connections: plan.smallConnections,
@@ -272,13 +273,21 @@ async function smallLoad (bench: Bench, server: Server, pathPrefix: string, expe
   return { ...result, perSecond: result.ok / result.seconds }
 }
 
-/** (5): a fresh service, a warm-up, then rounds without and with Expect (alternated), each upload to a new name; the bare pipe once each. */
+/**
+ * (5): a fresh service, a warm-up (of the bare servers too), then rounds,
+ * each upload to a new name: in each, the service without and with Expect
+ * (alternated), the bare pipe server and the bare durable one, side by
+ * side, so that the ratios compare runs made moments apart.
+ */
 export async function smallUploads (bench: Bench): Promise<SmallFigure> {
   const { plan } = bench
   checkDeadline(bench, 'the small uploads')
   const service = await startService(bench, 'small')
   await smallLoad(bench, service, '/files/warm/', false, plan.smallWarmup)
+  await smallLoad(bench, bench.bare.pipe, '/small-warm-', false, plan.smallWarmup)
+  await smallLoad(bench, bench.bare.durable, '/small-warm-', false, plan.smallWarmup)
   const runs = { plain: [] as SmallRun[], expect: [] as SmallRun[] }
+  const bare = { pipe: [] as SmallRun[], durable: [] as SmallRun[] }
   for (let round = 1; round <= plan.rounds; round++) {
     const order = round % 2 === 1 ? (['plain', 'expect'] as const) : (['expect', 'plain'] as const)
     for (const mode of order) {
@@ -289,21 +298,18 @@ export async function smallUploads (bench: Bench): Promise<SmallFigure> {
       log(`[small] round ${round} ${mode === 'expect' ? 'Expect: 100-continue' : 'no Expect'}: ${f0(result.perSecond)}/s, p50 ${f1(result.p50Ms)} ms, p99 ${f1(result.p99Ms)} ms, ` +
         `${result.ok}/${plan.smallCount} verified, 100s ${result.continues}, connections ${result.connects}`)
     }
+    bare.pipe.push(await smallLoad(bench, bench.bare.pipe, `/small-r${round}-`, false, plan.smallCount))
+    bare.durable.push(await smallLoad(bench, bench.bare.durable, `/small-r${round}-`, false, plan.smallCount))
+    log(`[small] round ${round} bare pipe ${f0(bare.pipe.at(-1)?.perSecond ?? 0)}/s, bare durable ${f0(bare.durable.at(-1)?.perSecond ?? 0)}/s`)
   }
   const stored = storedSizes(service)
   const expected = plan.smallWarmup + 2 * plan.rounds * plan.smallCount
   if (stored.length !== expected || stored.some((size) => size !== plan.smallBytes)) {
-    bench.problems.push(`small uploads: ${stored.length} data files stored (expected ${expected} of ${plan.smallBytes} B)`)
+    bench.problems.push(`small uploads: ${stored.length} files stored (expected ${expected} of ${plan.smallBytes} B)`)
   }
   const serviceRss = memoryOf(service.pid, 'VmHWM')
   await stop(service)
   rmSync(service.dir, { recursive: true, force: true })
-  // The bare server, for reference: one run each.
-  const bare = {
-    plain: await smallLoad(bench, bench.bare.pipe, '/small-plain-', false, plan.smallCount),
-    expect: await smallLoad(bench, bench.bare.pipe, '/small-expect-', true, plan.smallCount)
-  }
-  log(`[small] bare pipe: no Expect ${f0(bare.plain.perSecond)}/s, Expect ${f0(bare.expect.perSecond)}/s`)
   return { service: runs, bare, serviceRss }
 }
 

@@ -7,6 +7,14 @@ import { median, medianBy } from '../lib/stats.js'
 import { GIB } from './context.js'
 import type { BigKind, BigRun, RssFigure, ServiceResults, SmallRun } from './figures.js'
 
+/** The rounds' ratios of rates, `a` over `b`, round by round. */
+const ratios = (a: SmallRun[], b: SmallRun[]): number[] => a.map((x, i) => x.perSecond / (b[i]?.perSecond ?? Number.NaN))
+/** The median of the rounds' ratios, and their range. */
+const ratioCell = (a: SmallRun[], b: SmallRun[]): string => {
+  const each = ratios(a, b)
+  return `${f2(median(each))} (${f2(Math.min(...each))}–${f2(Math.max(...each))})`
+}
+
 const mb = (bytes: number): string => `${f0(bytes / 1e6)} MB (${f0(bytes / 2 ** 20)} MiB)`
 
 /** The figures both tables are made of. */
@@ -88,8 +96,11 @@ function readme (r: ServiceResults): string {
     return mid === undefined ? 'n/a' : `**${f0(mid.perSecond)} uploads/s**, p50 ${f1(mid.p50Ms)} ms, p99 ${f1(mid.p99Ms)} ms`
   }
   rows.push([`${f0(r.plan.smallCount)} × ${sizeName(r.plan.smallBytes)} over ${r.plan.smallConnections} keep-alive connections, no \`Expect\``,
-    smallCell(small.service.plain), `bare (no fsync) ${f0(small.bare.plain.perSecond)}/s`, ''])
-  rows.push(['the same with `Expect: 100-continue`', smallCell(small.service.expect), `bare ${f0(small.bare.expect.perSecond)}/s`, ''])
+    smallCell(small.service.plain),
+    `bare pipe (no fsync, no hash) ${f0(median(small.bare.pipe.map((x) => x.perSecond)))}/s: ratio **${ratioCell(small.service.plain, small.bare.pipe)}**; ` +
+    `bare durable (SHA-256, fdatasync, rename, directory fsync) ${f0(median(small.bare.durable.map((x) => x.perSecond)))}/s: ratio **${ratioCell(small.service.plain, small.bare.durable)}**`,
+    `>= 0.9 vs bare pipe: ${verdict(median(ratios(small.service.plain, small.bare.pipe)) >= 0.9)}`])
+  rows.push(['the same with `Expect: 100-continue`', smallCell(small.service.expect), `ratio to bare pipe without Expect ${ratioCell(small.service.expect, small.bare.pipe)}`, ''])
   const extra = `, ${r.pinned ? 'the server pinned to one core, the clients to the other' : 'not pinned'}` +
     `${r.serviceNodeArgs.length > 0 ? `, the service with \`${r.serviceNodeArgs.join(' ')}\`` : ''}`
   return [
@@ -178,15 +189,18 @@ function details (r: ServiceResults): string {
     return `**${f0(mid.perSecond)} uploads/s**, p50 **${f1(mid.p50Ms)} ms**, p99 **${f1(mid.p99Ms)} ms** (median run; runs ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms`).join(', ')}; ` +
       `verified 201s ${runs.map((x) => x.ok).join('+')} of ${runs.length * plan.smallCount})`
   }
-  const bareCell = (x: SmallRun): string => `bare pipe (no fsync, 1 run): ${f0(x.perSecond)}/s, p50 ${f1(x.p50Ms)} ms, p99 ${f1(x.p99Ms)} ms`
+  const bareCell = (label: string, runs: SmallRun[]): string => `${label}: ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms`).join(', ')}`
   const smallLabel = `${f0(plan.smallCount)} PUTs of ${sizeName(plan.smallBytes)} over ${plan.smallConnections} keep-alive connections`
-  rows.push(['5', `${smallLabel}, no Expect (head and body in one write)`, smallCell(small.service.plain), bareCell(small.bare.plain), '', '', ''])
-  rows.push(['5', 'the same with Expect: 100-continue, body sent after the 100', smallCell(small.service.expect), bareCell(small.bare.expect),
+  rows.push(['5', `${smallLabel}, no Expect (head and body in one write)`, smallCell(small.service.plain),
+    `${bareCell('bare pipe (no fsync, no hash)', small.bare.pipe)}; ${bareCell('bare durable (SHA-256, fdatasync, rename, directory fsync)', small.bare.durable)}`,
+    `service/bare pipe ${ratioCell(small.service.plain, small.bare.pipe)}; service/bare durable ${ratioCell(small.service.plain, small.bare.durable)} (median of the rounds' ratios, min–max)`,
+    '>= 0.9 vs bare pipe', verdict(median(ratios(small.service.plain, small.bare.pipe)) >= 0.9)])
+  rows.push(['5', 'the same with Expect: 100-continue, body sent after the 100', smallCell(small.service.expect), '',
     `Expect/no Expect ${f2(median(small.service.expect.map((x) => x.perSecond)) / median(small.service.plain.map((x) => x.perSecond)))} (median rates); 100s received ${small.service.expect.map((x) => x.continues).join('+')}`, '', ''])
   lines.push(table(['#', 'measurement', 'result', 'compared with', 'ratio / figure', 'goal', ''], rows), '')
   lines.push('GC = collections counted in the server by `bench/service/gc-probe.ts` (preloaded with --import; perf_hooks \'gc\' entries), per upload; "paused" = their main-thread time. ' +
     `${r.serviceNodeArgs.length > 0 ? `**The service ran with extra Node flags: \`${r.serviceNodeArgs.join(' ')}\`.** ` : ''}`)
-  lines.push(`Small uploads: a fresh service process, ${plan.smallWarmup} uploads of warm-up first, then ${plan.rounds} round(s) of ${plan.smallCount} with and ${plan.smallCount} without Expect, alternated, each to new names; ` +
+  lines.push(`Small uploads: a fresh service process, ${plan.smallWarmup} uploads of warm-up first (and of each bare server), then ${plan.rounds} round(s), each of ${plan.smallCount} with and ${plan.smallCount} without Expect (alternated), then ${plan.smallCount} to each bare server, all to new names; ` +
     `latency = head written to answer read, at the client (\`bench/lib/load.ts\`, one process on core 1). Its peak RSS at the end: ${mb(small.serviceRss)}.`)
   lines.push(r.problems.length === 0
     ? 'Verification: every upload answered 201 with the right size and SHA-256 (checked in the answers and on disk).'

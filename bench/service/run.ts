@@ -119,6 +119,7 @@ try {
       pipe: await startBare(base, 'pipe'),
       sha256: await startBare(base, 'sha256'),
       'sha256-large': await startBare(base, 'sha256-large'),
+      durable: await startBare(base, 'durable'),
       discard: await startBare(base, 'discard')
     }
   }
