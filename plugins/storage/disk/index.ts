@@ -35,7 +35,7 @@
 // owner's directory for a listing, sweeping) stays asynchronous. The
 // storage directory must therefore be on a local filesystem.
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, createReadStream, existsSync, fstatSync, fsync, linkSync, mkdirSync, openSync, renameSync, statfsSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, createReadStream, existsSync, fsync, linkSync, mkdirSync, openSync, renameSync, statfsSync, statSync, unlinkSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, statfs, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -396,23 +396,33 @@ function readFileAt (path: string): StoredFile | null {
  */
 async function migrate (ownerDirectory: string, entry: string): Promise<void> {
   const path = join(ownerDirectory, entry.slice(0, -'.json'.length))
-  const old = JSON.parse(await readFile(join(ownerDirectory, entry), 'utf8')) as { data: string, meta: StoredFile }
-  const data = join(ownerDirectory, old.data)
+  const record = join(ownerDirectory, entry)
   // Each step is skipped when done already: a crash may have stopped an
-  // earlier run. (A record whose data is missing names nothing to serve.)
+  // earlier run, and other processes opening the store at the same time
+  // move the same files. (A record whose data is missing names nothing to
+  // serve.)
+  const json = await unlessMissingAsync(readFile(record, 'utf8'))
+  /* c8 ignore next -- moved by another process between this one's readdir and this read */
+  if (json === null) return
+  const old = JSON.parse(json) as { data: string, meta: StoredFile }
+  const data = join(ownerDirectory, old.data)
   const fd = existsSync(path) ? null : unlessMissing(() => openSync(data, 'r+'))
   if (fd !== null) {
     try {
-      if (fstatSync(fd).size === old.meta.size) await writeAll(fd, [recordTrailer(old.meta)], old.meta.size)
+      // Written whole whatever a crash left of it (a part, or zeros after a
+      // power loss): the same bytes at the same place, also when another
+      // process writes them at the same time.
+      await writeAll(fd, [recordTrailer(old.meta)], old.meta.size)
       await fsyncAsync(fd)
     } finally {
       closeSync(fd)
     }
-    unlessExists(() => { linkSync(data, path) })
+    // (The data is gone once another process linked it, then removed it.)
+    unlessMissing(() => { unlessExists(() => { linkSync(data, path) }) })
     await syncDirectory(ownerDirectory)
   }
   await unlessMissingAsync(unlink(data))
-  await unlink(join(ownerDirectory, entry))
+  await unlessMissingAsync(unlink(record))
   await syncDirectory(ownerDirectory)
 }
 

@@ -141,21 +141,25 @@ t.test('a name\'s lock', async (t) => {
 t.test('a store in the layout before versions is moved into it at open', async (t) => {
   const dir = t.testdir()
   const storage = await DiskStorage.open(dir, smallBatches)
-  const names = ['docs/old.txt', 'docs/appended.txt', 'docs/linked.txt']
+  const names = ['docs/old.txt', 'docs/appended.txt', 'docs/linked.txt', 'docs/half.txt', 'docs/zeroed.txt']
   for (const name of names) await store(storage, 'alice', name, Buffer.from(`${name}, from before`))
   const files = await Promise.all(names.map(async (name) => await storage.head('alice', name)))
   await storage.close()
   // Rewrite them as the old layout had them: files/<owner>/<name>.json beside <name>.<id>.data;
   // the second as a crashed migration left it after appending the record,
-  // the third after linking the version.
+  // the third after linking the version, the fourth in the middle of
+  // appending the record, the fifth after a power loss that kept the
+  // appended length but not its bytes.
   const ownerDirectory = join(dir, 'files', sha256(Buffer.from('alice')))
   for (const [i, name] of names.entries()) {
     const path = versionPath(dir, name)
     const nameHash = sha256(Buffer.from(name))
     const version = await readFile(path)
-    await writeFile(join(ownerDirectory, `${nameHash}.0123.data`), i === 0 ? versionContent(version) : version)
+    const content = versionContent(version)
+    const data = [content, version, version, version.subarray(0, content.length + 10), Buffer.concat([content, Buffer.alloc(version.length - content.length)])][i] as Buffer
+    await writeFile(join(ownerDirectory, `${nameHash}.0123.data`), data)
     await writeFile(join(ownerDirectory, `${nameHash}.json`), JSON.stringify({ data: `${nameHash}.0123.data`, meta: files[i] }))
-    if (i < 2) await unlink(path)
+    if (i !== 2) await unlink(path)
   }
   const unnamed = join(ownerDirectory, `${sha256(Buffer.from('docs/old.txt'))}.ffff.data`)
   await writeFile(unnamed, 'unnamed, from before')
@@ -170,7 +174,31 @@ t.test('a store in the layout before versions is moved into it at open', async (
     t.equal((await collect((await reopened.get('alice', name))?.stream as Readable)).toString(), `${name}, from before`)
   }
   t.same((await reopened.list('alice', { limit: 10 })).files, [...files].sort((a, b) => (a?.name ?? '') < (b?.name ?? '') ? -1 : 1))
-  await assertClean(t, dir, 3)
+  await assertClean(t, dir, names.length)
+})
+
+t.test('a store in the layout before versions opened by several processes at once: each moves it or finds it moved', async (t) => {
+  const dir = t.testdir()
+  const storage = await DiskStorage.open(dir, smallBatches)
+  const names = Array.from({ length: 30 }, (_, i) => `old-${i}`)
+  for (const name of names) await store(storage, 'alice', name, Buffer.from(`${name}, from before`))
+  const files = await Promise.all(names.map(async (name) => await storage.head('alice', name)))
+  await storage.close()
+  const ownerDirectory = join(dir, 'files', sha256(Buffer.from('alice')))
+  for (const [i, name] of names.entries()) {
+    const nameHash = sha256(Buffer.from(name))
+    await writeFile(join(ownerDirectory, `${nameHash}.0123.data`), versionContent(await readFile(versionPath(dir, name))))
+    await writeFile(join(ownerDirectory, `${nameHash}.json`), JSON.stringify({ data: `${nameHash}.0123.data`, meta: files[i] }))
+    await unlink(versionPath(dir, name))
+  }
+  // Their sweeps at open interleave, as those of processes started together do.
+  const opened = await Promise.allSettled(Array.from({ length: 4 }, async () => await DiskStorage.open(dir, smallBatches)))
+  for (const outcome of opened) if (outcome.status === 'fulfilled') await outcome.value.close()
+  t.same(opened.filter((outcome) => outcome.status === 'rejected').map((outcome) => String((outcome as PromiseRejectedResult).reason)), [], 'every process opened it')
+  const reopened = await DiskStorage.open(dir, smallBatches)
+  t.teardown(async () => { await reopened.close() })
+  for (const [i, name] of names.entries()) t.same(await reopened.head('alice', name), files[i], name)
+  await assertClean(t, dir, names.length)
 })
 
 t.test('a name is never a path', async (t) => {
