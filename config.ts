@@ -7,6 +7,7 @@ import { InvalidConfigError } from './errors.js'
 import { publicKeyAlgorithms } from './plugins/auth/index.js'
 import type { AuthOptions } from './plugins/auth/index.js'
 import type { StorageSettings } from './plugins/storage/open.js'
+import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, MAX_PARTS } from './plugins/storage/s3/index.js'
 import type { S3StorageOptions } from './plugins/storage/s3/index.js'
 
 export { InvalidConfigError } from './errors.js'
@@ -70,8 +71,8 @@ const schema = {
     S3_REGION: { type: 'string', default: 'us-east-1', description: 'a region name such as eu-west-1' },
     S3_FORCE_PATH_STYLE: { type: 'boolean', default: false, description: 'true or false' },
     S3_PREFIX: { type: 'string', pattern: '^[^\\x00-\\x1f]*/$', description: 'a key prefix ending in "/", such as upfront/' },
-    S3_PART_SIZE: { type: 'integer', minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, default: 8 * 1024 * 1024, description: 'a part size in bytes, from 5242880 (5 MiB) to 5 GiB' },
-    S3_QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 16, default: 2, description: 'a number of parts uploaded at once, from 1 to 16' },
+    S3_PART_SIZE: { type: 'integer', minimum: 5 * 1024 * 1024, maximum: 5 * 1024 * 1024 * 1024, default: DEFAULT_PART_SIZE, description: 'a part size in bytes, from 5242880 (5 MiB) to 5 GiB' },
+    S3_QUEUE_SIZE: { type: 'integer', minimum: 1, maximum: 16, default: DEFAULT_QUEUE_SIZE, description: 'a number of parts uploaded at once, from 1 to 16' },
     S3_SWEEP_AFTER_MS: { type: 'integer', minimum: 1000, maximum: 30 * 86_400_000, default: 86_400_000, description: 'milliseconds after which unfinished uploads and unnamed data are swept, such as 86400000 (a day): longer than any upload takes' },
     MAX_UPLOAD_BYTES: {
       type: 'integer',
@@ -330,6 +331,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   if (values.STORAGE === 's3' && values.S3_BUCKET === undefined) problems.push('S3_BUCKET: required with STORAGE=s3; name the bucket files go to')
+  if (values.STORAGE === 's3' && values.MAX_UPLOAD_BYTES > values.S3_PART_SIZE * MAX_PARTS) {
+    // S3 takes at most 10,000 parts per object: past that an upload would fail after most of its body.
+    const needed = Math.ceil(values.MAX_UPLOAD_BYTES / MAX_PARTS)
+    problems.push(`S3_PART_SIZE: ${values.S3_PART_SIZE} bytes x ${MAX_PARTS} parts (S3's most) holds less than MAX_UPLOAD_BYTES (${values.MAX_UPLOAD_BYTES}); set S3_PART_SIZE to at least ${needed}, or lower MAX_UPLOAD_BYTES`)
+  }
   const publicUrl = values.PUBLIC_URL === undefined ? null : parsePublicUrl(values.PUBLIC_URL, problems)
   const trustProxy = values.TRUST_PROXY === undefined ? false : parseTrustProxy(values.TRUST_PROXY, problems)
   const jwksUrl = values.AUTH_JWKS_URL

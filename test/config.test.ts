@@ -263,9 +263,13 @@ t.test('storage: disk by default, or an S3 bucket, validated like every setting'
   })
   t.same(loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads' }).storage, {
     kind: 's3',
-    options: { bucket: 'uploads', endpoint: undefined, region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 8 * 1024 * 1024, queueSize: 2, sweepAfterMs: 86_400_000 }
+    options: { bucket: 'uploads', endpoint: undefined, region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 5 * 1024 * 1024, queueSize: 2, sweepAfterMs: 86_400_000 }
   }, 'AWS defaults; credentials from the SDK\'s own chain')
   t.equal(problemOf(t, () => loadConfig({ STORAGE: 's3' })), 'Invalid configuration:\nS3_BUCKET: required with STORAGE=s3; name the bucket files go to')
+  t.equal(problemOf(t, () => loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads', MAX_UPLOAD_BYTES: String(60 * 1024 ** 3) })),
+    'Invalid configuration:\nS3_PART_SIZE: 5242880 bytes x 10000 parts (S3\'s most) holds less than MAX_UPLOAD_BYTES (64424509440); set S3_PART_SIZE to at least 6442451, or lower MAX_UPLOAD_BYTES',
+    'an upload that could not fit in 10,000 parts is refused at start, not after most of its body')
+  t.equal(loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads', MAX_UPLOAD_BYTES: String(60 * 1024 ** 3), S3_PART_SIZE: '6442451' }).maxUploadBytes, 60 * 1024 ** 3)
   t.equal(problemOf(t, () => loadConfig({ STORAGE: 'nfs', S3_PART_SIZE: '1000', S3_BUCKET: 'Bad_Bucket', S3_PREFIX: 'no-slash' })), [
     'Invalid configuration:',
     'STORAGE: expected disk or s3, got "nfs"',

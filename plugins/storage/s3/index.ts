@@ -46,9 +46,9 @@ export interface S3StorageOptions {
   forcePathStyle?: boolean
   /** Prefix of every key the service writes, ending in `/` (`upfront/`); default none. */
   prefix?: string
-  /** Bytes in each part of a multipart upload (at least 5 MiB). Default 8 MiB. */
+  /** Bytes in each part of a multipart upload (at least 5 MiB); an upload has at most `MAX_PARTS` (10,000) of them. Default 5 MiB. */
   partSize?: number
-  /** Parts of one upload in flight at once. Default 2: memory per upload about 24 MiB. */
+  /** Parts of one upload in flight at once. Default 2: memory per upload at most `partSize` x (`queueSize` + 1), 15 MiB. */
   queueSize?: number
   /**
    * Age, in ms, after which an unfinished multipart upload, or data that no
@@ -68,10 +68,48 @@ interface RecordState {
 }
 
 const MEBIBYTE = 1024 * 1024
+/** Default bytes per part: S3's smallest, as @aws-sdk/lib-storage's. */
+export const DEFAULT_PART_SIZE = 5 * MEBIBYTE
+/** Default parts of one upload in flight at once. */
+export const DEFAULT_QUEUE_SIZE = 2
+/** Parts one multipart upload may have (S3's limit): the largest upload is 10,000 x the part size. */
+export const MAX_PARTS = 10_000
 /** Records read at once while listing. */
 const RECORDS_AT_ONCE = 16
+/** Records kept in memory (a few hundred bytes each), so that listing and sweeping read again only those whose entity tag changed. */
+const RECORDS_CACHED = 10_000
 /** Conditional writes lost to other writers before the commit gives up with a 503. */
 const MAX_ATTEMPTS = 20
+
+/**
+ * The records this process last read or wrote, by key, each with its
+ * entity tag. Never the truth: an entry is used only when the engine lists
+ * the record with that same entity tag (the MD5 of its bytes, as a record is
+ * written whole with PutObject), and the least recently used go first.
+ */
+class RecordCache {
+  readonly #entries = new Map<string, RecordState>()
+
+  /** The record under `key` if it still has entity tag `etag`. */
+  get (key: string, etag: string | undefined): RecordState | null {
+    const entry = this.#entries.get(key)
+    if (entry === undefined || etag === undefined || bareTag(entry.etag) !== bareTag(etag)) return null
+    this.#entries.delete(key)
+    this.#entries.set(key, entry)
+    return entry
+  }
+
+  set (key: string, record: RecordState): void {
+    this.#entries.delete(key)
+    this.#entries.set(key, record)
+    if (this.#entries.size > RECORDS_CACHED) this.#entries.delete(this.#entries.keys().next().value as string)
+  }
+}
+
+/** An entity tag without its quotes. */
+function bareTag (etag: string): string {
+  return etag.replace(/^"(.*)"$/, '$1')
+}
 
 function ownerKey (owner: string): string {
   return createHash('sha256').update(owner).digest('hex').slice(0, 32)
@@ -88,13 +126,14 @@ export class S3Storage implements Storage {
   #ifMatch: (etag: string) => string = (etag) => etag
   readonly #uploads = new Set<S3Upload>()
   readonly #changes = new Set<Promise<unknown>>()
+  readonly #records = new RecordCache()
   #sweeper: NodeJS.Timeout | null = null
   #closed = false
 
   private constructor (options: S3StorageOptions) {
     this.#bucket = options.bucket
     this.#prefix = options.prefix ?? ''
-    this.#parts = { partSize: options.partSize ?? 8 * MEBIBYTE, queueSize: options.queueSize ?? 2 }
+    this.#parts = { partSize: options.partSize ?? DEFAULT_PART_SIZE, queueSize: options.queueSize ?? DEFAULT_QUEUE_SIZE }
     this.#sweepAfterMs = options.sweepAfterMs ?? 86_400_000
     this.#client = new S3Client({
       region: options.region ?? 'us-east-1',
@@ -118,7 +157,7 @@ export class S3Storage implements Storage {
    * setting to change when the bucket cannot be used.
    */
   static async open (options: S3StorageOptions): Promise<S3Storage> {
-    const { partSize = 8 * MEBIBYTE, queueSize = 2, prefix = '' } = options
+    const { partSize = DEFAULT_PART_SIZE, queueSize = DEFAULT_QUEUE_SIZE, prefix = '' } = options
     if (!Number.isSafeInteger(partSize) || partSize < 5 * MEBIBYTE) throw new RangeError(`S3Storage option partSize must be at least 5 MiB (S3's smallest part), not ${partSize}`)
     if (!Number.isSafeInteger(queueSize) || queueSize < 1) throw new RangeError(`S3Storage option queueSize must be a positive integer, not ${queueSize}`)
     if (prefix !== '' && !prefix.endsWith('/')) throw new RangeError(`S3Storage option prefix must end with "/", not ${JSON.stringify(prefix)}`)
@@ -191,8 +230,8 @@ export class S3Storage implements Storage {
   async list (owner: string, { limit, cursor }: ListOptions): Promise<FilePage> {
     const prefix = `${this.#prefix}r/${ownerKey(owner)}/`
     const after = cursor === undefined ? null : nameOfCursor(cursor)
-    // Names of live records (a tombstone is empty), one more than the page to know whether another follows.
-    const names: string[] = []
+    // Live records (a tombstone is empty), one more than the page to know whether another follows.
+    const names: Array<{ key: string, etag: string | undefined }> = []
     let token: string | undefined
     let startAfter = after === null ? undefined : prefix + after
     do {
@@ -204,18 +243,22 @@ export class S3Storage implements Storage {
         MaxKeys: Math.min(1000, limit + 1 - names.length)
       })))
       for (const object of listed.Contents ?? []) {
-        if ((object.Size ?? 0) > 0 && names.length <= limit) names.push((object.Key as string).slice(prefix.length))
+        if ((object.Size ?? 0) > 0 && names.length <= limit) names.push({ key: object.Key as string, etag: object.ETag })
       }
       token = listed.IsTruncated === true ? listed.NextContinuationToken : undefined
       startAfter = undefined
     } while (token !== undefined && names.length <= limit)
     const page = names.slice(0, limit)
     const files: StoredFile[] = []
-    for (let i = 0; i < page.length; i += RECORDS_AT_ONCE) {
-      const read = await Promise.all(page.slice(i, i + RECORDS_AT_ONCE).map(async (name) => await this.#read(prefix + name)))
-      // A record deleted since the listing is skipped.
-      for (const record of read) if (record?.file != null) files.push(record.file)
+    const records = page.map(({ key, etag }) => this.#records.get(key, etag))
+    const unread = page.flatMap((listed, i) => records[i] === null ? [i] : [])
+    for (let i = 0; i < unread.length; i += RECORDS_AT_ONCE) {
+      await Promise.all(unread.slice(i, i + RECORDS_AT_ONCE).map(async (at) => {
+        records[at] = await this.#read(page[at]?.key as string)
+      }))
     }
+    // A record deleted since the listing is skipped.
+    for (const record of records) if (record?.file != null) files.push(record.file)
     const last = files.at(-1)
     return { files, nextCursor: names.length > limit && last !== undefined ? cursorAfter(last.name) : null }
   }
@@ -262,7 +305,7 @@ export class S3Storage implements Storage {
     const named = new Set<string>()
     for await (const object of this.#objects(`${this.#prefix}r/`)) {
       if ((object.Size ?? 0) === 0) continue
-      const record = await this.#read(object.Key as string)
+      const record = this.#records.get(object.Key as string, object.ETag) ?? await this.#read(object.Key as string)
       if (record?.data != null) named.add(record.data)
     }
     for await (const object of this.#objects(`${this.#prefix}d/`)) {
@@ -273,7 +316,7 @@ export class S3Storage implements Storage {
   }
 
   /** Every object under `prefix`, page after page. */
-  async * #objects (prefix: string): AsyncGenerator<{ Key?: string, Size?: number, LastModified?: Date }> {
+  async * #objects (prefix: string): AsyncGenerator<{ Key?: string, Size?: number, ETag?: string, LastModified?: Date }> {
     let token: string | undefined
     do {
       const listed = await this.#call(async (client) => await client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token })))
@@ -305,9 +348,9 @@ export class S3Storage implements Storage {
     try {
       const { Body, ETag } = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: recordKey }))
       const text = await (Body as { transformToString: () => Promise<string> }).transformToString()
-      if (text === '') return { file: null, data: null, etag: ETag as string }
-      const { data, meta } = JSON.parse(text) as { data: string, meta: StoredFile }
-      return { file: meta, data, etag: ETag as string }
+      const record: RecordState = text === '' ? { file: null, data: null, etag: ETag as string } : { ...parseRecord(text), etag: ETag as string }
+      this.#records.set(recordKey, record)
+      return record
     } catch (error) {
       if (isMissing(error)) return null
       throw s3Error(error)
@@ -319,15 +362,18 @@ export class S3Storage implements Storage {
    * still the record (If-Match), or if there is none (If-None-Match: *).
    * False when another writer changed it first.
    */
-  async #replace (recordKey: string, current: RecordState | null, body: string): Promise<boolean> {
+  async #replace (recordKey: string, current: RecordState | null, next: Omit<RecordState, 'etag'>): Promise<boolean> {
+    const body = next.file === null ? '' : JSON.stringify({ data: next.data, meta: next.file })
     try {
-      await this.#client.send(new PutObjectCommand({
+      const { ETag } = await this.#client.send(new PutObjectCommand({
         Bucket: this.#bucket,
         Key: recordKey,
         Body: body,
         ContentType: 'application/json',
         ...(current === null ? { IfNoneMatch: '*' } : { IfMatch: this.#ifMatch(current.etag) })
       }))
+      /* c8 ignore next -- every engine sends an ETag with a PutObject's answer; without one, the record is read when next needed */
+      if (ETag !== undefined) this.#records.set(recordKey, { ...next, etag: ETag })
       return true
     } catch (error) {
       if (isPreconditionFailed(error)) return false
@@ -338,11 +384,10 @@ export class S3Storage implements Storage {
   async #place (recordKey: string, data: string, about: Pick<StoredFile, 'name' | 'owner' | 'contentType'>, written: Written, preconditions: Preconditions): Promise<StoredFile> {
     const sha256 = written.sha256.toString('hex')
     const meta: StoredFile = { ...about, size: written.size, sha256, etag: `"${sha256}"`, createdAt: new Date().toISOString() }
-    const body = JSON.stringify({ data, meta })
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await this.#read(recordKey)
       evaluatePreconditions(preconditions, current?.file ?? null, 'write')
-      if (await this.#replace(recordKey, current, body)) {
+      if (await this.#replace(recordKey, current, { file: meta, data })) {
         // The version replaced: its data goes (the sweep removes it if this fails).
         if (current?.data != null) await this.#call(async (client) => await client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: current.data as string }))).catch(ignore)
         return meta
@@ -357,7 +402,7 @@ export class S3Storage implements Storage {
       evaluatePreconditions(preconditions, current?.file ?? null, 'write')
       if (current?.file == null) return null
       // A tombstone, not a DeleteObject: engines do not all honour If-Match on DeleteObject.
-      if (await this.#replace(recordKey, current, '')) {
+      if (await this.#replace(recordKey, current, { file: null, data: null })) {
         await this.#call(async (client) => await client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: current.data as string }))).catch(ignore)
         return current.file
       }
@@ -403,14 +448,19 @@ export class S3Storage implements Storage {
       const refused = 'the S3 engine does not enforce conditional writes (%s on PutObject), which keep two writers from overwriting each other; use an engine that does (AWS S3, Ceph RGW)'
       if (etag === false || await put('2', { IfNoneMatch: '*' }) !== false) throw new StorageStartError(refused.replace('%s', 'If-None-Match: *'))
       if (await put('3', { IfMatch: '"0"' }) !== false) throw new StorageStartError(refused.replace('%s', 'If-Match'))
-      const bare = (tag: string): string => tag.replace(/^"(.*)"$/, '$1')
       if (await put('4', { IfMatch: etag }) !== false) this.#ifMatch = (tag) => tag
-      else if (await put('4', { IfMatch: bare(etag) }) !== false) this.#ifMatch = bare
+      else if (await put('4', { IfMatch: bareTag(etag) }) !== false) this.#ifMatch = bareTag
       else throw new StorageStartError(refused.replace('%s', 'If-Match'))
     } finally {
       await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: key })).catch(ignore)
     }
   }
+}
+
+/** A record's JSON: the version's metadata and its data key. */
+function parseRecord (text: string): { file: StoredFile, data: string } {
+  const { data, meta } = JSON.parse(text) as { data: string, meta: StoredFile }
+  return { file: meta, data }
 }
 
 function describe (error: unknown): string {

@@ -101,12 +101,20 @@ interface PartHooks {
  * Gathers chunks into parts and uploads each as it fills, at most
  * `queueSize` at once; the writer waits while that many are in flight and
  * the next one is full. A body that ends within its first part is stored
- * with one PutObject instead.
+ * with one PutObject of the chunks it came in. From the second part on,
+ * chunks are copied into part buffers of `partSize` bytes, reused once
+ * their part is uploaded: an upload holds at most `queueSize` + 1 of them.
  */
 function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
   const { client, bucket, key, partSize, queueSize } = target
-  let filling: Buffer[] = []
-  let fillingBytes = 0
+  /** The first part's chunks, as they came. */
+  let first: Buffer[] = []
+  let firstBytes = 0
+  /** The part being filled once the first one is sent, and how much of it is. */
+  let part: Buffer | null = null
+  let used = 0
+  /** Part buffers whose upload ended. */
+  const spare: Buffer[] = []
   let multipart: Promise<string> | null = null
   let nextPart = 1
   const inFlight = new Set<Promise<void>>()
@@ -121,10 +129,8 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
     failure = error
     fail(error)
   }
-  const send = (): void => {
-    const body = Buffer.concat(filling, fillingBytes)
-    filling = []
-    fillingBytes = 0
+  /** Uploads `body`; `buffer`, if given, is reused once it is uploaded. */
+  const send = (body: Buffer, buffer: Buffer | null): void => {
     const partNumber = nextPart++
     multipart ??= hooks.begin()
     const uploading = multipart.then(async (uploadId) => {
@@ -134,40 +140,66 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
     inFlight.add(uploading)
     uploading.then(() => {
       inFlight.delete(uploading)
+      if (buffer !== null) spare.push(buffer)
       const ready = resume
       resume = null
       ready?.()
     }, failed)
   }
+  /** Sends the full part and starts the next one. */
+  const sendPart = (): void => {
+    send(part as Buffer, part)
+    part = null
+    used = 0
+  }
+  /** Copies `chunk` into parts, sending each that fills; false when it waits for room in the queue (then `ready` is called once it is all copied). */
+  const fill = (chunk: Buffer, ready: () => void): boolean => {
+    let at = 0
+    for (;;) {
+      part ??= spare.pop() ?? Buffer.allocUnsafeSlow(partSize)
+      const copied = chunk.copy(part, used, at)
+      used += copied
+      at += copied
+      if (used < partSize) return true
+      if (inFlight.size >= queueSize) {
+        resume = () => {
+          sendPart()
+          if (fill(chunk.subarray(at), ready)) ready()
+        }
+        return false
+      }
+      sendPart()
+      if (at === chunk.length) return true
+    }
+  }
 
   return {
     write (chunk, ready, onFailure) {
       fail = onFailure
-      filling.push(chunk)
-      fillingBytes += chunk.length
-      if (fillingBytes < partSize) return true
-      if (inFlight.size < queueSize) {
-        send()
-        return true
-      }
-      // The queue is full: the part waits, and so does the writer.
-      resume = () => { send(); ready() }
-      return false
+      if (multipart !== null) return fill(chunk, ready)
+      first.push(chunk)
+      firstBytes += chunk.length
+      if (firstBytes < partSize) return true
+      // Nothing is in flight before the first part.
+      send(Buffer.concat(first, firstBytes), null)
+      first = []
+      firstBytes = 0
+      return true
     },
     async end () {
       /* c8 ignore next -- the intake stops at the first failure reported through failed(): it never calls end() after one */
       if (failure !== null) throw failure
       if (multipart === null) {
         // The whole body fits in one part.
-        const body = Buffer.concat(filling, fillingBytes)
+        const body = Buffer.concat(first, firstBytes)
         await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length }))
         hooks.stored()
         return
       }
-      if (fillingBytes > 0) {
+      if (part !== null && used > 0) {
         // The last part waits for room in the queue like the others.
         while (inFlight.size >= queueSize) await Promise.race(inFlight)
-        send()
+        send(part.subarray(0, used), null)
       }
       while (inFlight.size > 0) await Promise.all(inFlight)
       /* c8 ignore next -- a failed part stays in inFlight: the waits above throw its error first */

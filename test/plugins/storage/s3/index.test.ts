@@ -357,3 +357,35 @@ t.test('a listing leaves out what the engine lists without a size, as a tombston
   ghost = true
   t.same((await storage.list('alice', { limit: 10 })).files.map((file) => file.name), ['b.txt'])
 })
+
+t.test('a listing reads only the records changed since this process last read or wrote them', async (t) => {
+  const proxy = await engineProxy(t, () => undefined)
+  const { storage, prefix } = await openS3(t, { endpoint: proxy.endpoint })
+  await storage.sweep()
+  const other = await S3Storage.open(s3Options(prefix))
+  t.teardown(async () => { await other.close() })
+  const store = async (on: S3Storage, name: string, body: string): Promise<void> => {
+    const upload = await on.begin('alice', name, { contentType: 'text/plain' })
+    await upload.write(streamOf(Buffer.from(body)))
+    await upload.commit()
+  }
+  for (const name of ['a.txt', 'b.txt', 'c.txt']) await store(storage, name, name)
+  const recordReads = async (): Promise<{ names: string[], sizes: number[], reads: number }> => {
+    const before = proxy.requests.length
+    const { files } = await storage.list('alice', { limit: 10 })
+    const reads = proxy.requests.slice(before).filter((request) => request.method === 'GET' && request.key.includes('/r/') && !request.query.has('list-type')).length
+    return { names: files.map((file) => file.name), sizes: files.map((file) => file.size), reads }
+  }
+  t.same(await recordReads(), { names: ['a.txt', 'b.txt', 'c.txt'], sizes: [5, 5, 5], reads: 0 }, 'what it wrote: one LIST')
+  await store(other, 'b.txt', 'b, replaced by another process')
+  await other.delete('alice', 'c.txt')
+  await store(other, 'd.txt', 'd')
+  t.same(await recordReads(), { names: ['a.txt', 'b.txt', 'd.txt'], sizes: [5, 30, 1], reads: 2 }, 'what another process changed is read again')
+  t.same(await recordReads(), { names: ['a.txt', 'b.txt', 'd.txt'], sizes: [5, 30, 1], reads: 0 })
+  const fresh = await S3Storage.open(s3Options(prefix, { endpoint: proxy.endpoint }))
+  t.teardown(async () => { await fresh.close() })
+  await fresh.sweep()
+  const before = proxy.requests.length
+  t.same((await fresh.list('alice', { limit: 10 })).files.map((file) => file.name), ['a.txt', 'b.txt', 'd.txt'])
+  t.equal(proxy.requests.slice(before).filter((request) => request.method === 'GET' && request.key.includes('/r/') && !request.query.has('list-type')).length, 0, 'a sweep leaves the records it read for the listings')
+})

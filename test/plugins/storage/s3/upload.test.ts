@@ -37,3 +37,18 @@ for (const queueSize of [1, 2]) {
     t.ok((await collect(content?.stream as Readable)).equals(body), 'read back whole')
   })
 }
+
+t.test('chunks larger than a part, and across parts: every byte in order, the writer still held by the queue', async (t) => {
+  const proxy = await engineProxy(t, () => undefined)
+  const { storage } = await openS3(t, { endpoint: proxy.endpoint, partSize: 5 * MiB, queueSize: 1 })
+  const body = bytes(21 * MiB + 1234, 7)
+  const upload = await storage.begin('alice', 'chunks.bin', { contentType: 'application/octet-stream' })
+  const written = await upload.write(streamOf(body, 11 * MiB + 3))
+  await upload.commit()
+  const parts = proxy.requests.filter((request) => request.method === 'PUT' && request.query.has('partNumber'))
+  t.same(parts.map((part) => [Number(part.query.get('partNumber')), Number(part.headers['content-length'])]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+    [[1, 11 * MiB + 3], [2, 5 * MiB], [3, 5 * MiB], [4, 1231]], 'the first part as its chunk came, then parts of 5 MiB, then the rest')
+  t.equal(mostAtOnce(parts), 1)
+  t.equal(written.sha256.toString('hex'), createHash('sha256').update(body).digest('hex'))
+  t.ok((await collect((await storage.get('alice', 'chunks.bin'))?.stream as Readable)).equals(body), 'read back whole')
+})
