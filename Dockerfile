@@ -49,8 +49,9 @@ EXPOSE 3000
 # only make things worse. Follows HOST and PORT as the service does.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const { HOST = '', PORT = '3000' } = process.env; const host = ['', '0.0.0.0', '::'].includes(HOST) ? '127.0.0.1' : HOST.includes(':') ? '[' + HOST + ']' : HOST; fetch('http://' + host + ':' + PORT + '/healthz', { signal: AbortSignal.timeout(2500) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# The service drains uploads in flight on SIGTERM for SHUTDOWN_GRACE_MS
-# (default 30 s): give it that much and more (docker stop -t, compose's
+# On SIGTERM the service serves on for SHUTDOWN_DELAY_MS (default 0) with
+# readiness failing, then drains uploads in flight for SHUTDOWN_GRACE_MS
+# (default 30 s): give it both and 15 s more (docker stop -t, compose's
 # stop_grace_period, Kubernetes' terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM
 # A larger initial old space: without it, V8 runs a full collection every

@@ -113,7 +113,7 @@ export async function buildApp ({ config, storage, logger }: AppOptions): Promis
   // preParsing: all before the body is sent.
   await app.register(answers)
   await app.register(upfront, { maxBytes: config.maxUploadBytes })
-  await app.register(lifecycle, { shutdownGraceMs: config.shutdownGraceMs, minUploadBytesPerSecond: config.minUploadBytesPerSecond })
+  await app.register(lifecycle, { shutdownDelayMs: config.shutdownDelayMs, shutdownGraceMs: config.shutdownGraceMs, minUploadBytesPerSecond: config.minUploadBytesPerSecond })
   await app.register(metrics, { token: config.metricsToken })
   // Load shedding: new requests get 503 with Retry-After, before their body.
   const { maxEventLoopDelayMs, maxRssBytes } = config.pressure

@@ -30,7 +30,9 @@ export interface Config {
   trustProxy: string[] | number | false
   /** The bearer token `GET /metrics` requires; null: no metrics served. */
   metricsToken: string | null
-  /** After SIGTERM or SIGINT: how long uploads in flight get to finish, in ms. */
+  /** After SIGTERM or SIGINT: how long requests are still taken with readiness failing, in ms. */
+  shutdownDelayMs: number
+  /** Then how long uploads in flight get to finish, in ms. */
   shutdownGraceMs: number
   /** In ms: the header section's deadline, the longest silence of an upload's body, an idle keep-alive connection's life. */
   timeouts: { headersMs: number, bodyIdleMs: number, keepAliveMs: number }
@@ -103,6 +105,7 @@ const schema = {
     },
     NODE_ENV: { type: 'string', enum: ['production', 'development', 'test'], default: 'development', description: 'production, development or test' },
     METRICS_TOKEN: { type: 'string', pattern: '^[A-Za-z0-9._~+/-]{16,}=*$', description: 'a bearer token of at least 16 characters of A-Z a-z 0-9 - . _ ~ + /' },
+    SHUTDOWN_DELAY_MS: { type: 'integer', minimum: 0, maximum: 600_000, default: 0, description: 'milliseconds the service goes on taking requests after SIGTERM with /readyz failing, so that a load balancer stops sending first, such as 5000' },
     SHUTDOWN_GRACE_MS: { type: 'integer', minimum: 0, maximum: 86_400_000, default: 30_000, description: 'milliseconds uploads in flight get to finish after SIGTERM, such as 30000' },
     HEADERS_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 10_000, description: 'milliseconds a client gets to send a request\'s header section, such as 10000' },
     BODY_IDLE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 3_600_000, default: 60_000, description: 'milliseconds an upload may send nothing before it is cut, such as 60000' },
@@ -151,6 +154,7 @@ interface Env {
   PUBLIC_URL?: string
   TRUST_PROXY?: string
   METRICS_TOKEN?: string
+  SHUTDOWN_DELAY_MS: number
   SHUTDOWN_GRACE_MS: number
   HEADERS_TIMEOUT_MS: number
   BODY_IDLE_TIMEOUT_MS: number
@@ -381,6 +385,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl,
     trustProxy,
     metricsToken: values.METRICS_TOKEN ?? null,
+    shutdownDelayMs: values.SHUTDOWN_DELAY_MS,
     shutdownGraceMs: values.SHUTDOWN_GRACE_MS,
     timeouts: { headersMs: values.HEADERS_TIMEOUT_MS, bodyIdleMs: values.BODY_IDLE_TIMEOUT_MS, keepAliveMs: values.KEEP_ALIVE_TIMEOUT_MS },
     minUploadBytesPerSecond: values.MIN_UPLOAD_BYTES_PER_SECOND,

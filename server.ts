@@ -41,15 +41,17 @@ for (const warning of startupWarnings(config)) {
   else app.log.warn(warning)
 }
 
-// SIGTERM or SIGINT: readiness fails at once, no new connection is taken,
-// uploads in flight get SHUTDOWN_GRACE_MS to finish; those still running
-// then get a 503 and their data is removed. The process exits 0 once done,
-// or is stopped 15 s after the grace if something hangs.
-closeWithGrace({ delay: config.shutdownGraceMs + 15_000 }, async ({ signal, err }) => {
+// SIGTERM or SIGINT: readiness fails at once; after SHUTDOWN_DELAY_MS (0
+// by default) no new connection or request is taken, and uploads in flight
+// get SHUTDOWN_GRACE_MS to finish; those still running then get a 503 and
+// their data is removed. The process exits 0 once done, or is stopped 15 s
+// after the grace if something hangs.
+closeWithGrace({ delay: config.shutdownDelayMs + config.shutdownGraceMs + 15_000 }, async ({ signal, err }) => {
   // Only after an uncaught exception or unhandled rejection.
   /* c8 ignore next */
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-  app.log.info({ signal, inFlight: app.lifecycle.inFlight, graceMs: config.shutdownGraceMs }, 'shutting down: not ready, taking no new connections')
+  app.log.info({ signal, inFlight: app.lifecycle.inFlight, delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs },
+    config.shutdownDelayMs > 0 ? 'shutting down: not ready; taking requests until the delay ends' : 'shutting down: not ready, taking no new connections')
   const report = await app.lifecycle.shutdown()
   app.log.info({ shutdown: report }, `shut down: ${report.finished} of ${report.inFlight} requests in flight finished, ${report.cut} cut after the grace`)
 })

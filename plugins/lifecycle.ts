@@ -6,7 +6,15 @@ import fp from 'fastify-plugin'
 import { ShuttingDownError, UploadTooSlowError } from '../errors.js'
 
 export interface LifecycleOptions {
-  /** After a shutdown begins, how long requests in flight get to finish, in ms. */
+  /**
+   * After a shutdown begins, how long, in ms, the app goes on taking
+   * connections and requests as usual while readiness fails, so that a load
+   * balancer checking readiness stops sending to it before it stops
+   * listening: a request the balancer sends on a kept-alive connection that
+   * the app is closing would fail (HAProxy answers 502). Default 0: no delay.
+   */
+  shutdownDelayMs?: number
+  /** After that, how long requests in flight get to finish, in ms. */
   shutdownGraceMs: number
   /**
    * Slowest upload kept, in bytes per second over each `rateWindowMs`: a body
@@ -20,7 +28,7 @@ export interface LifecycleOptions {
 
 /** What a shutdown did, for the operator's log. */
 export interface ShutdownReport {
-  /** Requests in flight when it began. */
+  /** Requests in flight when it stopped taking new ones (after the delay). */
   inFlight: number
   /** Of those, the ones that finished within the grace period. */
   finished: number
@@ -33,14 +41,15 @@ export interface ShutdownReport {
 declare module 'fastify' {
   interface FastifyInstance {
     lifecycle: {
-      /** A shutdown has begun: readiness fails, new requests get 503. */
+      /** A shutdown has begun: readiness fails; after the delay, new requests get 503. */
       readonly shuttingDown: boolean
       /** Requests being handled now. */
       readonly inFlight: number
       /**
-       * Stops taking connections, gives the requests in flight the grace
-       * period, then ends the bodies of those still running (their handlers
-       * answer 503 with Retry-After and clean up), and closes the app.
+       * Fails readiness, waits the delay, stops taking connections, gives
+       * the requests in flight the grace period, then ends the bodies of
+       * those still running (their handlers answer 503 with Retry-After and
+       * clean up), and closes the app.
        */
       shutdown: () => Promise<ShutdownReport>
     }
@@ -54,12 +63,14 @@ const ANSWER_AFTER_CUT_MS = 5_000
 const lifecyclePlugin: FastifyPluginAsync<LifecycleOptions> = async (fastify, options) => {
   const inFlight = new Map<FastifyRequest, FastifyReply>()
   let shuttingDown = false
+  /** The delay is over: requests are refused. */
+  let refusing = false
   let drained: (() => void) | null = null
 
   // Requests that arrive on open connections once a shutdown began are
   // refused before their body (Fastify's own 503 has no code).
   fastify.addHook('onRequest', async (request, reply) => {
-    if (shuttingDown) {
+    if (refusing) {
       reply.header('connection', 'close')
       throw new ShuttingDownError()
     }
@@ -104,6 +115,8 @@ const lifecyclePlugin: FastifyPluginAsync<LifecycleOptions> = async (fastify, op
     async shutdown (): Promise<ShutdownReport> {
       const started = performance.now()
       shuttingDown = true
+      if ((options.shutdownDelayMs ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, options.shutdownDelayMs))
+      refusing = true
       const report: ShutdownReport = { inFlight: inFlight.size, finished: 0, cut: 0, tookMs: 0 }
       // The answers still to come close their connections.
       for (const reply of inFlight.values()) if (!reply.raw.headersSent) reply.header('connection', 'close')

@@ -10,11 +10,13 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
   })
 
   // Ready: the storage answers (the disk is mounted, the bucket
-  // reachable); 503 otherwise, and under pressure. Once a shutdown began,
-  // the lifecycle plugin answers it, like every request, with a 503.
+  // reachable); 503 otherwise, under pressure, and once a shutdown began
+  // (during its delay requests are still served; after it, the lifecycle
+  // plugin answers every request with a 503).
   fastify.get('/readyz', {
     config: { auth: false }
   }, async function ready (_request, reply) {
+    if (fastify.lifecycle.shuttingDown) return await reply.code(503).header('retry-after', '5').send({ status: 'unavailable', reason: 'shutting down' })
     try {
       await fastify.storage.ping()
     } catch (error) {

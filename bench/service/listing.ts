@@ -4,7 +4,8 @@
 // process is timed on the first page and on a page in the middle (the
 // first request of each, then repetitions, alternated). What a page costs
 // the storage: on S3 the engine requests, counted by a proxy in front of
-// the engine (s3-proxy.ts) for a second service process; on disk the
+// the engine (s3-proxy.ts), through the process that wrote the files (its
+// records cached) and through one that has read none of them; on disk the
 // system calls on files, counted with `strace -f -c` when it is installed.
 import { spawn } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -48,8 +49,10 @@ export interface ListingFigure {
   middle: number
   first: PageTimes
   mid: PageTimes
-  /** S3: engine requests of each page of the walk (first, middle, and the range over all). */
+  /** S3: engine requests of each page of the walk through the process that wrote the files (first, middle, and the range over all). */
   pageCounts: { first: Counts, middle: Counts, min: number, max: number } | null
+  /** S3: the same through a process that had read none of the records. */
+  coldPageCounts: { first: Counts, middle: Counts, min: number, max: number } | null
   /** Disk: system calls on files for one page (strace -f -c), first and middle; null without strace. */
   syscalls: { first: Record<string, number>, middle: Record<string, number> } | null
   /** Waited for the timed process to go idle (its start-up sweep). */
@@ -224,7 +227,7 @@ export async function listing (bench: S3Bench, backend: Backend): Promise<Listin
   }
   try {
     const creator = await start(`${label}-create`, true)
-    const early = proxy === null ? null : [await start(`${label}-time`, false), await start(`${label}-time-middle`, false)]
+    const early = proxy === null ? null : [await start(`${label}-time`, false), await start(`${label}-time-middle`, false), await start(`${label}-cold`, true)]
     await waitIdle(creator.pid)
     await checkBackground(bench, '3')
     const created = await create(bench, creator, proxy)
@@ -234,6 +237,11 @@ export async function listing (bench: S3Bench, backend: Backend): Promise<Listin
     const perPage: Counts[] = []
     const cursors = proxy === null ? [] : await walk(bench, creator.port, proxy, perPage)
     await stop(creator)
+    const coldPerPage: Counts[] = []
+    if (early !== null) {
+      await walk(bench, (early[2] as Server).port, proxy, coldPerPage)
+      await stop(early[2] as Server)
+    }
     const timed = early === null
       ? await timeBoth(bench, await start(`${label}-time`, false), async () => await start(`${label}-time-middle`, false), cursors, perPage, true)
       : await timeBoth(bench, early[0] as Server, async () => early[1] as Server, cursors, perPage, false)
@@ -249,12 +257,15 @@ export async function listing (bench: S3Bench, backend: Backend): Promise<Listin
       await stop(sweeper)
       log(`[list s3] a fresh process's start-up sweep: ${sweep.counts.total} engine requests ${JSON.stringify(sweep.counts.operations)} in ${f1(seconds)} s${quiet ? '' : ' (cut: not over)'}`)
     }
-    const totals = perPage.map((c) => c.total)
-    const pageCounts = perPage.length === 0
-      ? null
-      : { first: perPage[0] as Counts, middle: perPage[middle] as Counts, min: Math.min(...totals), max: Math.max(...totals) }
+    const summary = (counts: Counts[]): ListingFigure['pageCounts'] => {
+      const totals = counts.map((c) => c.total)
+      return counts.length === 0 ? null : { first: counts[0] as Counts, middle: counts[middle] as Counts, min: Math.min(...totals), max: Math.max(...totals) }
+    }
+    const pageCounts = summary(perPage)
+    const coldPageCounts = summary(coldPerPage)
     log(`[list ${backend}] ${timed.cursors.length} pages; first page ${f1(first.firstMs)} ms first, median ${f2(first.medianMs)} ms; page ${middle + 1} ${f1(mid.firstMs)} ms first, median ${f2(mid.medianMs)} ms` +
       (pageCounts === null ? '' : `; engine requests per page ${pageCounts.min}–${pageCounts.max} (${JSON.stringify(pageCounts.first.operations)})`) +
+      (coldPageCounts === null ? '' : `, in a process that had read no record ${coldPageCounts.min}–${coldPageCounts.max} (${JSON.stringify(coldPageCounts.first.operations)})`) +
       (timed.syscalls === null ? '' : `; system calls on files: first ${JSON.stringify(timed.syscalls.first)}, middle ${JSON.stringify(timed.syscalls.middle)}`))
     return {
       backend,
@@ -267,6 +278,7 @@ export async function listing (bench: S3Bench, backend: Backend): Promise<Listin
       first,
       mid,
       pageCounts,
+      coldPageCounts,
       syscalls: timed.syscalls,
       idleWaitMs: timed.idleWaitMs
     }

@@ -38,6 +38,8 @@ export interface ReplicaPlan {
   termAfterMs: number
   /** Clients sending new uploads through HAProxy one after the other during the shutdown. */
   proxyStreams: number
+  /** The replicas' SHUTDOWN_DELAY_MS, as docker-compose.yml sets it. */
+  shutdownDelayMs: number
   maxUploadBytes: number
 }
 
@@ -55,6 +57,7 @@ export function replicaPlan (quick: boolean): ReplicaPlan {
     inFlightRate: 4_000_000,
     termAfterMs: 1500,
     proxyStreams: 4,
+    shutdownDelayMs: 5000,
     maxUploadBytes: 2 * 1024 ** 3
   }
 }

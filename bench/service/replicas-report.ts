@@ -54,6 +54,7 @@ function shutdownTable (r: ReplicaResults, s: ShutdownFigure): string {
   const proxied = Object.entries(s.throughProxy).map(([status, n]) => `${n} × ${status}`).join(', ')
   return table(['(4c) SIGTERM to a replica', 'result'], [
     ['uploads in flight', `${s.inFlight} × ${f0(s.bytes / 1e6)} MB at ${f0(s.bytesPerSecond / 1e6)} MB/s each, SIGTERM ${f1(s.termAfter)} s into them`],
+    ['delay before the replica stops listening (`SHUTDOWN_DELAY_MS`, as docker-compose.yml sets it)', `${f1(r.plan.shutdownDelayMs / 1000)} s`],
     ['exit', `**code ${String(s.exitCode)} after ${f2(s.exitAfter)} s**; ${s.created === s.inFlight ? 'all' : '**only**'} ${s.created}/${s.inFlight} uploads answered 201, verified (size, SHA-256)`],
     ['of which waiting for the uploads', `last body byte ${f2(s.lastBodyByteAfter)} s, last 201 ${f2(s.lastAnswerAfter)} s after the SIGTERM: exit **${f2(s.exitAfter - s.lastAnswerAfter)} s** after the last 201`],
     ['readiness (`/readyz`, fresh connection every 20 ms)', `**${s.notReadyOutcome} after ${f0(s.notReadyAfterMs)} ms**`],

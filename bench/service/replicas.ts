@@ -104,7 +104,8 @@ try {
   const env = {
     ...serviceS3Env(engine, prefix),
     PUBLIC_URL: `http://127.0.0.1:${proxyPort}`,
-    TRUST_PROXY: '127.0.0.1'
+    TRUST_PROXY: '127.0.0.1',
+    SHUTDOWN_DELAY_MS: String(plan.shutdownDelayMs)
   }
   for (const name of ['a', 'b']) {
     replicas.push(await startServiceWith({ split, tmp, label: `replica-${name}`, env, maxUploadBytes: plan.maxUploadBytes, logLevel }))

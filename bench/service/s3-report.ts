@@ -58,19 +58,20 @@ const pageCell = (times: PageTimes): string => `${f1(times.firstMs)} ms; ${msRan
 function listingTable (listing: ListingFigure[]): string {
   const first = listing[0]
   if (first === undefined) return ''
-  return table([`(3) a page of ${first.pageSize} names of ${f0(first.files)}`, 'first page: first request; median (range)', 'middle page: first request; median (range)', 'storage work per page'],
+  return table([`(3) a page of ${first.pageSize} names of ${f0(first.files)}`, 'first page: first request (nothing cached); median of the repetitions (range)', 'middle page: likewise', 'storage work per page'],
     listing.map((l) => [
       l.backend === 's3' ? 'S3 (RGW)' : 'disk',
       pageCell(l.first),
       `${pageCell(l.mid)} (page ${l.middle + 1} of ${l.pages})`,
       l.pageCounts !== null
-        ? `${ops(l.pageCounts.first)} engine requests (every page: ${l.pageCounts.min}–${l.pageCounts.max})`
+        ? `${ops(l.pageCounts.first)} engine requests with the records cached (every page: ${l.pageCounts.min}–${l.pageCounts.max})` +
+          (l.coldPageCounts === null ? '' : `; ${ops(l.coldPageCounts.first)} in a process that had read none (every page: ${l.coldPageCounts.min}–${l.coldPageCounts.max})`)
         : l.syscalls !== null ? `${syscallTotal(l.syscalls.first)} system calls on files (strace)` : 'n/a'
     ]))
 }
 
 function sweepLine (l: ListingFigure, sweep: NonNullable<ListingFigure['sweep']>): string {
-  return `A service process starting on these ${f0(l.files)} files on S3 first sweeps them (start-up, then every hour): ${ops(sweep.counts)} engine requests ` +
+  return `A service process starting on these ${f0(l.files)} files on S3 sweeps them (at start-up, reading every record it has not cached, then every hour, reading only changed ones): ${ops(sweep.counts)} engine requests ` +
     `in ${f1(sweep.seconds)} s${sweep.complete ? '' : ' **and not over when the benchmark stopped following it**'}.`
 }
 

@@ -342,9 +342,16 @@ t.test('the scripts in the compose file are left alone by interpolation and pars
 
 t.test('stop_grace_period leaves the replicas their shutdown grace', async (t) => {
   for (const [i, replica] of replicas.entries()) {
-    const { shutdownGraceMs } = replicaConfig(replica)
+    const { shutdownDelayMs, shutdownGraceMs } = replicaConfig(replica)
     const grace = durationMs(replica.stop_grace_period ?? '10s')
-    t.ok(grace >= shutdownGraceMs, `${replicaNames[i]}: stop_grace_period ${replica.stop_grace_period ?? '10s (the default)'} >= SHUTDOWN_GRACE_MS ${shutdownGraceMs} ms`)
+    t.ok(grace >= shutdownDelayMs + shutdownGraceMs + 15_000, `${replicaNames[i]}: stop_grace_period ${replica.stop_grace_period ?? '10s (the default)'} >= SHUTDOWN_DELAY_MS ${shutdownDelayMs} ms + SHUTDOWN_GRACE_MS ${shutdownGraceMs} ms + the 15 s server.ts gives itself`)
+    // HAProxy takes a replica out at its first check (within `inter`),
+    // then `fall` - 1 more `fastinter` apart: the delay must cover that, and
+    // a second for the checks themselves.
+    const server = (backend.find((line) => line.startsWith('default-server ')) ?? '').split(/\s+/)
+    const option = (name: string): string => server[server.indexOf(name) + 1] ?? ''
+    const detectionMs = haproxyMs(option('inter')) + (Number(option('fall')) - 1) * haproxyMs(option('fastinter')) + 1000
+    t.ok(shutdownDelayMs >= detectionMs, `${replicaNames[i]}: SHUTDOWN_DELAY_MS ${shutdownDelayMs} ms >= HAProxy's inter + (fall - 1) x fastinter + 1 s, ${detectionMs} ms: out of rotation before it stops listening`)
     t.equal(replica.stop_signal ?? 'SIGTERM', 'SIGTERM', `${replicaNames[i]}: stopped with SIGTERM, which starts the service's graceful shutdown`)
   }
   const proxy = services[proxyName ?? ''] as Service

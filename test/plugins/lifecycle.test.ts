@@ -1,7 +1,8 @@
 // plugins/lifecycle.ts: a graceful shutdown (uploads in flight finish
 // within the grace, those still running get a 503 and leave nothing, no new
-// connection, readiness and every new request refused), and the floor under
-// an upload's rate.
+// connection, readiness and every new request refused; with a delay,
+// readiness refused first while requests are still served), and the floor
+// under an upload's rate.
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -16,7 +17,8 @@ import lifecycle from '../../plugins/lifecycle.js'
 import { noCors } from '../../plugins/cors.js'
 import { requestHead } from '../helpers/http.js'
 import { listen } from '../helpers/net.js'
-import { bearer, BACKENDS, startService } from '../helpers/service.js'
+import { bearer, BACKENDS, putFile, startService } from '../helpers/service.js'
+import { exchange } from '../helpers/wire.js'
 
 /** A raw connection that sends `head`, then `total` body bytes at `bytesPerSecond`, and collects the answer. */
 function slowClient (port: number, head: string, total: number, bytesPerSecond: number): { answer: Promise<string>, socket: Socket } {
@@ -88,6 +90,37 @@ for (const backend of BACKENDS) {
     if (backend === 'disk') t.same(service.files().length, 1, 'the quick file is stored; nothing of the cut one is left')
   })
 }
+
+t.test('a shutdown delay: readiness fails at once, connections and requests are taken until it ends, then refused as without one', async (t) => {
+  const { port, app } = await startService(t, { SHUTDOWN_DELAY_MS: '1000', SHUTDOWN_GRACE_MS: '1000' })
+  // A balancer's kept-alive connection, idle when the shutdown begins.
+  const idle = connect({ port, host: '127.0.0.1' })
+  let idleAnswer = ''
+  idle.on('data', (data: Buffer) => { idleAnswer += data.toString('latin1') })
+  await new Promise((resolve) => idle.once('connect', resolve))
+  const shutdown = app.lifecycle.shutdown()
+  await sleep(100)
+  const ready = await exchange(port, { head: requestHead('GET', '/readyz') })
+  t.equal(ready.status, 503, 'readiness fails at once')
+  t.match(JSON.parse(ready.body), { status: 'unavailable', reason: 'shutting down' })
+  t.equal(ready.headers['retry-after'], '5')
+  const body = Buffer.from('taken during the delay')
+  const during = await putFile(port, '/files/during-delay.txt', body)
+  t.equal(during.status, 201, 'a new connection and upload during the delay: served')
+  idle.write(`${requestHead('GET', '/healthz')}\r\n\r\n`)
+  await sleep(200)
+  t.match(idleAnswer, /^HTTP\/1\.1 200 OK\r\n/, 'and a request on a kept-alive connection')
+  await sleep(900)
+  const refused = await new Promise<string>((resolve) => {
+    const client = connect({ port, host: '127.0.0.1' })
+    client.on('error', (error: NodeJS.ErrnoException) => { resolve(error.code ?? 'error') })
+    client.on('connect', () => { client.destroy(); resolve('connected') })
+  })
+  t.equal(refused, 'ECONNREFUSED', 'after the delay: no new connection')
+  const report = await shutdown
+  t.ok(report.tookMs >= 1000, `the delay, then the shutdown (${report.tookMs} ms)`)
+  idle.destroy()
+})
 
 /** An app with the rate floor checked every 400 ms: `PUT /` reads its body (after `?wait` ms), `GET /` answers after `?wait` ms. */
 async function floorApp (t: Test, minUploadBytesPerSecond: number): Promise<number> {
