@@ -74,7 +74,7 @@ export const DEFAULT_PART_SIZE = 5 * MEBIBYTE
 export const DEFAULT_QUEUE_SIZE = 2
 /** Parts one multipart upload may have (S3's limit): the largest upload is 10,000 x the part size. */
 export const MAX_PARTS = 10_000
-/** Records read at once while listing. */
+/** Records read at once while listing or sweeping. */
 const RECORDS_AT_ONCE = 16
 /** Records kept in memory (a few hundred bytes each), so that listing and sweeping read again only those whose entity tag changed. */
 const RECORDS_CACHED = 10_000
@@ -252,11 +252,8 @@ export class S3Storage implements Storage {
     const files: StoredFile[] = []
     const records = page.map(({ key, etag }) => this.#records.get(key, etag))
     const unread = page.flatMap((listed, i) => records[i] === null ? [i] : [])
-    for (let i = 0; i < unread.length; i += RECORDS_AT_ONCE) {
-      await Promise.all(unread.slice(i, i + RECORDS_AT_ONCE).map(async (at) => {
-        records[at] = await this.#read(page[at]?.key as string)
-      }))
-    }
+    const read = await this.#readMany(unread.map((at) => page[at]?.key as string))
+    unread.forEach((at, i) => { records[at] = read[i] ?? null })
     // A record deleted since the listing is skipped.
     for (const record of records) if (record?.file != null) files.push(record.file)
     const last = files.at(-1)
@@ -303,11 +300,20 @@ export class S3Storage implements Storage {
     } while (keyMarker !== undefined)
 
     const named = new Set<string>()
+    // Records not cached in their listed version are read in batches.
+    let unread: string[] = []
+    const readUnread = async (): Promise<void> => {
+      for (const record of await this.#readMany(unread)) if (record?.data != null) named.add(record.data)
+      unread = []
+    }
     for await (const object of this.#objects(`${this.#prefix}r/`)) {
       if ((object.Size ?? 0) === 0) continue
-      const record = this.#records.get(object.Key as string, object.ETag) ?? await this.#read(object.Key as string)
-      if (record?.data != null) named.add(record.data)
+      const cached = this.#records.get(object.Key as string, object.ETag)
+      if (cached === null) unread.push(object.Key as string)
+      else if (cached.data !== null) named.add(cached.data)
+      if (unread.length === RECORDS_AT_ONCE) await readUnread()
     }
+    await readUnread()
     for await (const object of this.#objects(`${this.#prefix}d/`)) {
       if (!named.has(object.Key as string) && (object.LastModified?.getTime() ?? Infinity) < before) {
         await this.#call(async (client) => await client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: object.Key })))
@@ -355,6 +361,15 @@ export class S3Storage implements Storage {
       if (isMissing(error)) return null
       throw s3Error(error)
     }
+  }
+
+  /** The records under `keys`, in order, read `RECORDS_AT_ONCE` at a time; null for a key without one. */
+  async #readMany (keys: string[]): Promise<Array<RecordState | null>> {
+    const records: Array<RecordState | null> = []
+    for (let i = 0; i < keys.length; i += RECORDS_AT_ONCE) {
+      records.push(...await Promise.all(keys.slice(i, i + RECORDS_AT_ONCE).map(async (key) => await this.#read(key))))
+    }
+    return records
   }
 
   /**

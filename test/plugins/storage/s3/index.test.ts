@@ -382,10 +382,12 @@ t.test('a listing reads only the records changed since this process last read or
   await store(other, 'd.txt', 'd')
   t.same(await recordReads(), { names: ['a.txt', 'b.txt', 'd.txt'], sizes: [5, 30, 1], reads: 2 }, 'what another process changed is read again')
   t.same(await recordReads(), { names: ['a.txt', 'b.txt', 'd.txt'], sizes: [5, 30, 1], reads: 0 })
+  const more = Array.from({ length: 20 }, (_, i) => `e-${String(i).padStart(2, '0')}.txt`)
+  for (const name of more) await store(other, name, name)
   const fresh = await S3Storage.open(s3Options(prefix, { endpoint: proxy.endpoint }))
   t.teardown(async () => { await fresh.close() })
   await fresh.sweep()
   const before = proxy.requests.length
-  t.same((await fresh.list('alice', { limit: 10 })).files.map((file) => file.name), ['a.txt', 'b.txt', 'd.txt'])
+  t.same((await fresh.list('alice', { limit: 100 })).files.map((file) => file.name), ['a.txt', 'b.txt', 'd.txt', ...more])
   t.equal(proxy.requests.slice(before).filter((request) => request.method === 'GET' && request.key.includes('/r/') && !request.query.has('list-type')).length, 0, 'a sweep leaves the records it read for the listings')
 })
