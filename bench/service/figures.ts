@@ -237,7 +237,8 @@ async function rssOne (bench: Bench, source: Source, concurrent: number): Promis
 }
 
 /** A run of small uploads, its rate counting verified answers only. */
-export type SmallRun = LoadResult & { perSecond: number }
+/** A run of small uploads, and the server's CPU time (all threads) per verified upload, in ms. */
+export type SmallRun = LoadResult & { perSecond: number, cpuMsPerUpload: number }
 
 export interface SmallFigure {
   /** The service's rounds, without and with Expect: 100-continue. */
@@ -251,6 +252,7 @@ export interface SmallFigure {
 async function smallLoad (bench: Bench, server: Server, pathPrefix: string, expect: boolean, count: number): Promise<SmallRun> {
   const { plan } = bench
   const bare = server === bench.bare.pipe || server === bench.bare.durable
+  const before = cpuOf(server.pid)
   const result = await generate(bench.split, {
     mode: 'keepalive',
     port: server.port,
@@ -270,7 +272,8 @@ async function smallLoad (bench: Bench, server: Server, pathPrefix: string, expe
     bench.problems.push(`${server.label}, ${count} × ${sizeName(plan.smallBytes)} ${expect ? 'with' : 'without'} Expect: ${result.ok} verified 201s; ` +
       `statuses ${JSON.stringify(result.statuses)}, errors ${JSON.stringify(result.errors)}`)
   }
-  return { ...result, perSecond: result.ok / result.seconds }
+  const cpuMsPerUpload = (cpuOf(server.pid).total - before.total) * 1000 / Math.max(1, result.ok)
+  return { ...result, perSecond: result.ok / result.seconds, cpuMsPerUpload }
 }
 
 /**

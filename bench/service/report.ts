@@ -7,6 +7,11 @@ import { median, medianBy } from '../lib/stats.js'
 import { GIB } from './context.js'
 import type { BigKind, BigRun, RssFigure, ServiceResults, SmallRun } from './figures.js'
 
+/** The server's median CPU time per upload over `runs` (all threads: the event loop, libuv's pool, GC). */
+function cpuPerUpload (runs: SmallRun[]): string {
+  return `${f2(median(runs.map((x) => x.cpuMsPerUpload)))} ms`
+}
+
 /** The rounds' ratios of rates, `a` over `b`, round by round. */
 const ratios = (a: SmallRun[], b: SmallRun[]): number[] => a.map((x, i) => x.perSecond / (b[i]?.perSecond ?? Number.NaN))
 /** The median of the rounds' ratios, and their range. */
@@ -93,12 +98,12 @@ function readme (r: ServiceResults): string {
   const { small } = r
   const smallCell = (runs: SmallRun[]): string => {
     const mid = d.midRun(runs)
-    return mid === undefined ? 'n/a' : `**${f0(mid.perSecond)} uploads/s**, p50 ${f1(mid.p50Ms)} ms, p99 ${f1(mid.p99Ms)} ms`
+    return mid === undefined ? 'n/a' : `**${f0(mid.perSecond)} uploads/s**, p50 ${f1(mid.p50Ms)} ms, p99 ${f1(mid.p99Ms)} ms; server CPU ${cpuPerUpload(runs)} per upload`
   }
   rows.push([`${f0(r.plan.smallCount)} × ${sizeName(r.plan.smallBytes)} over ${r.plan.smallConnections} keep-alive connections, no \`Expect\``,
     smallCell(small.service.plain),
-    `bare pipe (no fsync, no hash) ${f0(median(small.bare.pipe.map((x) => x.perSecond)))}/s: ratio **${ratioCell(small.service.plain, small.bare.pipe)}**; ` +
-    `bare durable (SHA-256, fdatasync, rename, directory fsync) ${f0(median(small.bare.durable.map((x) => x.perSecond)))}/s: ratio **${ratioCell(small.service.plain, small.bare.durable)}**`,
+    `bare pipe (no fsync, no hash) ${f0(median(small.bare.pipe.map((x) => x.perSecond)))}/s, CPU ${cpuPerUpload(small.bare.pipe)}: ratio **${ratioCell(small.service.plain, small.bare.pipe)}**; ` +
+    `bare durable (SHA-256, fdatasync, rename, directory fsync) ${f0(median(small.bare.durable.map((x) => x.perSecond)))}/s, CPU ${cpuPerUpload(small.bare.durable)}: ratio **${ratioCell(small.service.plain, small.bare.durable)}**`,
     `>= 0.9 vs bare pipe: ${verdict(median(ratios(small.service.plain, small.bare.pipe)) >= 0.9)}`])
   rows.push(['the same with `Expect: 100-continue`', smallCell(small.service.expect), `ratio to bare pipe without Expect ${ratioCell(small.service.expect, small.bare.pipe)}`, ''])
   const extra = `, ${r.pinned ? 'the server pinned to one core, the clients to the other' : 'not pinned'}` +
@@ -186,10 +191,10 @@ function details (r: ServiceResults): string {
   const smallCell = (runs: SmallRun[]): string => {
     const mid = d.midRun(runs)
     if (mid === undefined) return 'n/a'
-    return `**${f0(mid.perSecond)} uploads/s**, p50 **${f1(mid.p50Ms)} ms**, p99 **${f1(mid.p99Ms)} ms** (median run; runs ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms`).join(', ')}; ` +
+    return `**${f0(mid.perSecond)} uploads/s**, p50 **${f1(mid.p50Ms)} ms**, p99 **${f1(mid.p99Ms)} ms** (median run; runs ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms CPU ${f2(x.cpuMsPerUpload)} ms`).join(', ')}; ` +
       `verified 201s ${runs.map((x) => x.ok).join('+')} of ${runs.length * plan.smallCount})`
   }
-  const bareCell = (label: string, runs: SmallRun[]): string => `${label}: ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms`).join(', ')}`
+  const bareCell = (label: string, runs: SmallRun[]): string => `${label}: ${runs.map((x) => `${f0(x.perSecond)}/s p99 ${f1(x.p99Ms)} ms CPU ${f2(x.cpuMsPerUpload)} ms`).join(', ')}`
   const smallLabel = `${f0(plan.smallCount)} PUTs of ${sizeName(plan.smallBytes)} over ${plan.smallConnections} keep-alive connections`
   rows.push(['5', `${smallLabel}, no Expect (head and body in one write)`, smallCell(small.service.plain),
     `${bareCell('bare pipe (no fsync, no hash)', small.bare.pipe)}; ${bareCell('bare durable (SHA-256, fdatasync, rename, directory fsync)', small.bare.durable)}`,

@@ -21,6 +21,8 @@ export interface Service {
   dataDir: string
   /** Files under the data directory, relative paths, temporary ones included. */
   files: () => string[]
+  /** On S3: the key prefix of the service's objects (emptied after the test); null on disk. */
+  prefix: string | null
 }
 
 /** The storage backends the service's end-to-end tests run on. */
@@ -34,10 +36,12 @@ export type Backend = typeof BACKENDS[number]
 export async function startService (t: Test, env: Record<string, string> = {}, backend: Backend = 'disk'): Promise<Service> {
   const dataDir = t.testdir({})
   let storageEnv: Record<string, string> = {}
+  let prefix: string | null = null
   if (backend === 's3') {
-    const prefix = testPrefix()
+    prefix = testPrefix()
     storageEnv = s3Env(prefix)
-    t.teardown(async () => { await emptyPrefix(prefix) })
+    const emptied = prefix
+    t.teardown(async () => { await emptyPrefix(emptied) })
   }
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -54,7 +58,7 @@ export async function startService (t: Test, env: Record<string, string> = {}, b
   const files = (): string[] => (readdirSync(dataDir, { recursive: true, withFileTypes: true }))
     .filter((entry) => entry.isFile())
     .map((entry) => join(entry.parentPath, entry.name).slice(dataDir.length + 1))
-  return { app, port, base: `http://127.0.0.1:${port}`, dataDir, files }
+  return { app, port, base: `http://127.0.0.1:${port}`, dataDir, files, prefix }
 }
 
 /** A PUT of `body` to `path`, its body sent after the 100 Continue; with alice's token unless `lines` say otherwise. */

@@ -7,6 +7,7 @@ import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { requestHead } from '../../helpers/http.js'
+import { keysUnder } from '../../helpers/s3.js'
 import { bearer, getFile, putFile, startService } from '../../helpers/service.js'
 import { json } from '../../helpers/wire.js'
 
@@ -98,6 +99,19 @@ t.test('integrity: Content-Digest and Content-MD5 are verified, a mismatch store
     t.equal(malformed.status, 400, header)
     t.equal(malformed.bodyBytesWritten, 0)
   }
+})
+
+t.test('integrity on S3: a mismatch stores nothing, whether the body fits one PutObject or takes a multipart upload', async (t) => {
+  const { port, prefix } = await startService(t, { MAX_UPLOAD_BYTES: String(16 * 1024 * 1024) }, 's3')
+  for (const size of [1000, 12 * 1024 * 1024]) {
+    const body = Buffer.alloc(size, size % 251)
+    const badMd5 = await putFile(port, `/files/bad-${size}.bin`, body, [bearer('alice'), `Content-MD5: ${createHash('md5').update('other').digest('base64')}`])
+    t.equal(badMd5.status, 400, `${size} bytes, a wrong Content-MD5: 400`)
+    const badDigest = await putFile(port, `/files/bad-${size}.bin`, body, [bearer('alice'), `Content-Digest: sha-256=:${createHash('sha256').update('other').digest('base64')}:`])
+    t.equal(badDigest.status, 400, `${size} bytes, a wrong Content-Digest: 400`)
+    t.equal((await getFile(port, `/files/bad-${size}.bin`)).status, 404)
+  }
+  t.same(await keysUnder(prefix as string), [], 'no object, no record, no unfinished multipart upload')
 })
 
 t.test('an upload cut off at any point leaves no file and no temporary file', async (t) => {
