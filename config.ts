@@ -7,7 +7,7 @@ import { InvalidConfigError } from './errors.js'
 import { publicKeyAlgorithms } from './plugins/auth/index.js'
 import type { AuthOptions } from './plugins/auth/index.js'
 import type { StorageSettings } from './plugins/storage/open.js'
-import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, MAX_PARTS } from './plugins/storage/s3/index.js'
+import { DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE, MAX_OBJECT_BYTES, MAX_PARTS } from './plugins/storage/s3/index.js'
 import type { S3StorageOptions } from './plugins/storage/s3/index.js'
 
 export { InvalidConfigError } from './errors.js'
@@ -335,7 +335,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   if (values.STORAGE === 's3' && values.S3_BUCKET === undefined) problems.push('S3_BUCKET: required with STORAGE=s3; name the bucket files go to')
-  if (values.STORAGE === 's3' && values.MAX_UPLOAD_BYTES > values.S3_PART_SIZE * MAX_PARTS) {
+  if (values.STORAGE === 's3' && values.MAX_UPLOAD_BYTES > MAX_OBJECT_BYTES) {
+    problems.push(`MAX_UPLOAD_BYTES: S3 objects hold at most ${MAX_OBJECT_BYTES} bytes (5 TiB); set MAX_UPLOAD_BYTES to that or less`)
+  } else if (values.STORAGE === 's3' && values.MAX_UPLOAD_BYTES > values.S3_PART_SIZE * MAX_PARTS) {
     // S3 takes at most 10,000 parts per object: past that an upload would fail after most of its body.
     const needed = Math.ceil(values.MAX_UPLOAD_BYTES / MAX_PARTS)
     problems.push(`S3_PART_SIZE: ${values.S3_PART_SIZE} bytes x ${MAX_PARTS} parts (S3's most) holds less than MAX_UPLOAD_BYTES (${values.MAX_UPLOAD_BYTES}); set S3_PART_SIZE to at least ${needed}, or lower MAX_UPLOAD_BYTES`)

@@ -51,7 +51,7 @@ closeWithGrace({ delay: config.shutdownDelayMs + config.shutdownGraceMs + 15_000
   /* c8 ignore next */
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
   app.log.info({ signal, inFlight: app.lifecycle.inFlight, delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs },
-    config.shutdownDelayMs > 0 ? 'shutting down: not ready; taking requests until the delay ends' : 'shutting down: not ready, taking no new connections')
+    `shutting down: not ready; taking no new connections in ${config.shutdownDelayMs} ms`)
   const report = await app.lifecycle.shutdown()
   app.log.info({ shutdown: report }, `shut down: ${report.finished} of ${report.inFlight} requests in flight finished, ${report.cut} cut after the grace`)
 })

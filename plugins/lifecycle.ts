@@ -62,6 +62,7 @@ const ANSWER_AFTER_CUT_MS = 5_000
 
 const lifecyclePlugin: FastifyPluginAsync<LifecycleOptions> = async (fastify, options) => {
   const inFlight = new Map<FastifyRequest, FastifyReply>()
+  const shutdownDelayMs = options.shutdownDelayMs ?? 0
   let shuttingDown = false
   /** The delay is over: requests are refused. */
   let refusing = false
@@ -115,7 +116,7 @@ const lifecyclePlugin: FastifyPluginAsync<LifecycleOptions> = async (fastify, op
     async shutdown (): Promise<ShutdownReport> {
       const started = performance.now()
       shuttingDown = true
-      if ((options.shutdownDelayMs ?? 0) > 0) await new Promise((resolve) => setTimeout(resolve, options.shutdownDelayMs))
+      if (shutdownDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, shutdownDelayMs))
       refusing = true
       const report: ShutdownReport = { inFlight: inFlight.size, finished: 0, cut: 0, tookMs: 0 }
       // The answers still to come close their connections.

@@ -272,6 +272,8 @@ t.test('storage: disk by default, or an S3 bucket, validated like every setting'
     'Invalid configuration:\nS3_PART_SIZE: 5242880 bytes x 10000 parts (S3\'s most) holds less than MAX_UPLOAD_BYTES (64424509440); set S3_PART_SIZE to at least 6442451, or lower MAX_UPLOAD_BYTES',
     'an upload that could not fit in 10,000 parts is refused at start, not after most of its body')
   t.equal(loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads', MAX_UPLOAD_BYTES: String(60 * 1024 ** 3), S3_PART_SIZE: '6442451' }).maxUploadBytes, 60 * 1024 ** 3)
+  t.equal(problemOf(t, () => loadConfig({ STORAGE: 's3', S3_BUCKET: 'uploads', MAX_UPLOAD_BYTES: String(6 * 1024 ** 4), S3_PART_SIZE: String(1024 ** 3) })),
+    'Invalid configuration:\nMAX_UPLOAD_BYTES: S3 objects hold at most 5497558138880 bytes (5 TiB); set MAX_UPLOAD_BYTES to that or less')
   t.equal(problemOf(t, () => loadConfig({ STORAGE: 'nfs', S3_PART_SIZE: '1000', S3_BUCKET: 'Bad_Bucket', S3_PREFIX: 'no-slash' })), [
     'Invalid configuration:',
     'STORAGE: expected disk or s3, got "nfs"',

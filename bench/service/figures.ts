@@ -236,8 +236,7 @@ async function rssOne (bench: Bench, source: Source, concurrent: number): Promis
   return { bytes: source.bytes, startRss, peak, seconds, mbps: mbps(concurrent * source.bytes, seconds), majorGc, ok }
 }
 
-/** A run of small uploads, its rate counting verified answers only. */
-/** A run of small uploads, and the server's CPU time (all threads) per verified upload, in ms. */
+/** A run of small uploads, its rate counting verified answers only, and the server's CPU time (all threads) per verified upload, in ms. */
 export type SmallRun = LoadResult & { perSecond: number, cpuMsPerUpload: number }
 
 export interface SmallFigure {

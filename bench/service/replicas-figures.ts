@@ -53,7 +53,8 @@ export function replicaPlan (quick: boolean): ReplicaPlan {
     connections: 32,
     refusals: quick ? 5 : 20,
     inFlight: 10,
-    inFlightBytes: 20_000_000,
+    // 10 s at 4 MB/s: past the shutdown delay, so that the grace is what they finish in.
+    inFlightBytes: 40_000_000,
     inFlightRate: 4_000_000,
     termAfterMs: 1500,
     proxyStreams: 4,

@@ -61,7 +61,7 @@ export interface S3StorageOptions {
 }
 
 /** A record as read: the version it describes (null for a tombstone), and its entity tag for the next conditional write. */
-interface RecordState {
+export interface RecordState {
   file: StoredFile | null
   data: string | null
   etag: string
@@ -74,9 +74,11 @@ export const DEFAULT_PART_SIZE = 5 * MEBIBYTE
 export const DEFAULT_QUEUE_SIZE = 2
 /** Parts one multipart upload may have (S3's limit): the largest upload is 10,000 x the part size. */
 export const MAX_PARTS = 10_000
+/** The largest object S3 holds: 5 TiB. */
+export const MAX_OBJECT_BYTES = 5 * 1024 ** 4
 /** Records read at once while listing or sweeping. */
 const RECORDS_AT_ONCE = 16
-/** Records kept in memory (a few hundred bytes each), so that listing and sweeping read again only those whose entity tag changed. */
+/** Records kept in memory (a few hundred bytes each), so that listing and sweeping read again only those whose entity tag changed (or that did not fit). */
 const RECORDS_CACHED = 10_000
 /** Conditional writes lost to other writers before the commit gives up with a 503. */
 const MAX_ATTEMPTS = 20
@@ -85,10 +87,17 @@ const MAX_ATTEMPTS = 20
  * The records this process last read or wrote, by key, each with its
  * entity tag. Never the truth: an entry is used only when the engine lists
  * the record with that same entity tag (the MD5 of its bytes, as a record is
- * written whole with PutObject), and the least recently used go first.
+ * written whole with PutObject), and the least recently used go first. The
+ * sweep, which reads every record, only fills free room: it never pushes
+ * out what listings use.
  */
-class RecordCache {
+export class RecordCache {
   readonly #entries = new Map<string, RecordState>()
+  readonly #limit: number
+
+  constructor (limit = RECORDS_CACHED) {
+    this.#limit = limit
+  }
 
   /** The record under `key` if it still has entity tag `etag`. */
   get (key: string, etag: string | undefined): RecordState | null {
@@ -99,10 +108,12 @@ class RecordCache {
     return entry
   }
 
-  set (key: string, record: RecordState): void {
-    this.#entries.delete(key)
+  /** Keeps `record` under `key`; with `evict` false, only if there is room or the key is cached already. */
+  set (key: string, record: RecordState, evict = true): void {
+    const known = this.#entries.delete(key)
+    if (!evict && !known && this.#entries.size >= this.#limit) return
     this.#entries.set(key, record)
-    if (this.#entries.size > RECORDS_CACHED) this.#entries.delete(this.#entries.keys().next().value as string)
+    if (this.#entries.size > this.#limit) this.#entries.delete(this.#entries.keys().next().value as string)
   }
 }
 
@@ -253,7 +264,7 @@ export class S3Storage implements Storage {
     const records = page.map(({ key, etag }) => this.#records.get(key, etag))
     const unread = page.flatMap((listed, i) => records[i] === null ? [i] : [])
     const read = await this.#readMany(unread.map((at) => page[at]?.key as string))
-    unread.forEach((at, i) => { records[at] = read[i] ?? null })
+    unread.forEach((at, i) => { records[at] = read[i] as RecordState | null })
     // A record deleted since the listing is skipped.
     for (const record of records) if (record?.file != null) files.push(record.file)
     const last = files.at(-1)
@@ -303,7 +314,7 @@ export class S3Storage implements Storage {
     // Records not cached in their listed version are read in batches.
     let unread: string[] = []
     const readUnread = async (): Promise<void> => {
-      for (const record of await this.#readMany(unread)) if (record?.data != null) named.add(record.data)
+      for (const record of await this.#readMany(unread, false)) if (record?.data != null) named.add(record.data)
       unread = []
     }
     for await (const object of this.#objects(`${this.#prefix}r/`)) {
@@ -350,12 +361,12 @@ export class S3Storage implements Storage {
   }
 
   /** A record and its entity tag; null when the name has none. */
-  async #read (recordKey: string): Promise<RecordState | null> {
+  async #read (recordKey: string, evict = true): Promise<RecordState | null> {
     try {
       const { Body, ETag } = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: recordKey }))
       const text = await (Body as { transformToString: () => Promise<string> }).transformToString()
       const record: RecordState = text === '' ? { file: null, data: null, etag: ETag as string } : { ...parseRecord(text), etag: ETag as string }
-      this.#records.set(recordKey, record)
+      this.#records.set(recordKey, record, evict)
       return record
     } catch (error) {
       if (isMissing(error)) return null
@@ -363,17 +374,18 @@ export class S3Storage implements Storage {
     }
   }
 
-  /** The records under `keys`, in order, read `RECORDS_AT_ONCE` at a time; null for a key without one. */
-  async #readMany (keys: string[]): Promise<Array<RecordState | null>> {
+  /** The records under `keys`, in order, read `RECORDS_AT_ONCE` at a time; null for a key without one. `evict` as `RecordCache.set` takes it. */
+  async #readMany (keys: string[], evict = true): Promise<Array<RecordState | null>> {
     const records: Array<RecordState | null> = []
     for (let i = 0; i < keys.length; i += RECORDS_AT_ONCE) {
-      records.push(...await Promise.all(keys.slice(i, i + RECORDS_AT_ONCE).map(async (key) => await this.#read(key))))
+      records.push(...await Promise.all(keys.slice(i, i + RECORDS_AT_ONCE).map(async (key) => await this.#read(key, evict))))
     }
     return records
   }
 
   /**
-   * Writes `body` as the record after `current`, only if `current` is
+   * Writes `next` (a version, or a tombstone when its file is null) as
+   * the record after `current`, only if `current` is
    * still the record (If-Match), or if there is none (If-None-Match: *).
    * False when another writer changed it first.
    */

@@ -155,7 +155,7 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
   /** Copies `chunk` into parts, sending each that fills; false when it waits for room in the queue (then `ready` is called once it is all copied). */
   const fill = (chunk: Buffer, ready: () => void): boolean => {
     let at = 0
-    for (;;) {
+    while (at < chunk.length) {
       part ??= spare.pop() ?? Buffer.allocUnsafeSlow(partSize)
       const copied = chunk.copy(part, used, at)
       used += copied
@@ -169,8 +169,8 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
         return false
       }
       sendPart()
-      if (at === chunk.length) return true
     }
+    return true
   }
 
   return {
@@ -196,6 +196,10 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
         hooks.stored()
         return
       }
+      // The source may end while the writer waits for room (its last
+      // chunk filled a part): that part goes first, as the writer would.
+      // eslint-disable-next-line no-unmodified-loop-condition -- a part's completion runs `resume` and clears it
+      while (resume !== null) await Promise.race(inFlight)
       if (part !== null && used > 0) {
         // The last part waits for room in the queue like the others.
         while (inFlight.size >= queueSize) await Promise.race(inFlight)

@@ -8,7 +8,7 @@ import { createServer, connect } from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import t from 'tap'
-import { S3Storage } from '../../../../plugins/storage/s3/index.js'
+import { RecordCache, S3Storage } from '../../../../plugins/storage/s3/index.js'
 import { emptyPrefix, engineProxy, keysUnder, openS3, s3Client, s3Options, s3Settings, testPrefix } from '../../../helpers/s3.js'
 import type { EngineAnswer, EngineRequest } from '../../../helpers/s3.js'
 import { bytes, collect, streamOf } from '../../../helpers/storage.js'
@@ -390,4 +390,22 @@ t.test('a listing reads only the records changed since this process last read or
   const before = proxy.requests.length
   t.same((await fresh.list('alice', { limit: 100 })).files.map((file) => file.name), ['a.txt', 'b.txt', 'd.txt', ...more])
   t.equal(proxy.requests.slice(before).filter((request) => request.method === 'GET' && request.key.includes('/r/') && !request.query.has('list-type')).length, 0, 'a sweep leaves the records it read for the listings')
+})
+
+t.test('the record cache: an entry only under its entity tag, quoted or bare; the least recently used out first; the sweep only fills room', async (t) => {
+  const cache = new RecordCache(2)
+  const record = (etag: string): { file: null, data: string, etag: string } => ({ file: null, data: `d/${etag}`, etag })
+  cache.set('a', record('"1"'))
+  cache.set('b', record('2'))
+  t.same(cache.get('a', '1'), record('"1"'), 'a bare tag matches a quoted one')
+  t.same(cache.get('b', '"2"'), record('2'))
+  t.equal(cache.get('a', '"9"'), null, 'another tag: not used')
+  t.equal(cache.get('a', undefined), null, 'no tag listed: not used')
+  cache.set('c', record('3'), false)
+  t.equal(cache.get('c', '3'), null, 'no room: the sweep does not push an entry out')
+  cache.set('a', record('4'), false)
+  t.same(cache.get('a', '4'), record('4'), 'but refreshes one it has')
+  cache.set('c', record('3'))
+  t.equal(cache.get('b', '2'), null, 'a listing\'s read pushes out the least recently used')
+  t.same(cache.get('c', '3'), record('3'))
 })

@@ -52,3 +52,17 @@ t.test('chunks larger than a part, and across parts: every byte in order, the wr
   t.equal(written.sha256.toString('hex'), createHash('sha256').update(body).digest('hex'))
   t.ok((await collect((await storage.get('alice', 'chunks.bin'))?.stream as Readable)).equals(body), 'read back whole')
 })
+
+t.test('a body ending with a full part while the writer waits for room: that part, then nothing more', async (t) => {
+  const proxy = await engineProxy(t, () => undefined)
+  const { storage } = await openS3(t, { endpoint: proxy.endpoint, partSize: 5 * MiB, queueSize: 1 })
+  const body = bytes(15 * MiB, 3)
+  const upload = await storage.begin('alice', 'exact.bin', { contentType: 'application/octet-stream' })
+  const written = await upload.write(streamOf(body, 5 * MiB))
+  await upload.commit()
+  const parts = proxy.requests.filter((request) => request.method === 'PUT' && request.query.has('partNumber'))
+  t.same(parts.map((part) => [Number(part.query.get('partNumber')), Number(part.headers['content-length'])]).sort((a, b) => (a[0] as number) - (b[0] as number)),
+    [[1, 5 * MiB], [2, 5 * MiB], [3, 5 * MiB]], 'three parts of 5 MiB, no empty fourth')
+  t.equal(written.sha256.toString('hex'), createHash('sha256').update(body).digest('hex'))
+  t.ok((await collect((await storage.get('alice', 'exact.bin'))?.stream as Readable)).equals(body), 'read back whole')
+})
