@@ -71,7 +71,7 @@ function listingTable (listing: ListingFigure[]): string {
 }
 
 function sweepLine (l: ListingFigure, sweep: NonNullable<ListingFigure['sweep']>): string {
-  return `A service process starting on these ${f0(l.files)} files on S3 sweeps them (at start-up, reading every record it has not cached, then every hour, reading only changed ones): ${ops(sweep.counts)} engine requests ` +
+  return `A service process starting on these ${f0(l.files)} files on S3 sweeps them (at start-up, reading every record it has not cached, then every hour, reading only those changed since or beyond the 10,000 it keeps): ${ops(sweep.counts)} engine requests ` +
     `in ${f1(sweep.seconds)} s${sweep.complete ? '' : ' **and not over when the benchmark stopped following it**'}.`
 }
 

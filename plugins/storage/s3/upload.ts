@@ -146,7 +146,7 @@ function partSink (target: S3UploadTarget, hooks: PartHooks): Sink {
       ready?.()
     }, failed)
   }
-  /** Sends the full part and starts the next one. */
+  /** Sends the full part; the next is taken when more bytes come. */
   const sendPart = (): void => {
     send(part as Buffer, part)
     part = null
