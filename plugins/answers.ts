@@ -31,7 +31,7 @@ const FRAMEWORK_MESSAGES: Readonly<Record<string, (request: FastifyRequest, erro
   FST_ERR_CTP_INVALID_MEDIA_TYPE: (request) => {
     const type = request.headers['content-type']
     return `${type === undefined ? 'A body without a Content-Type' : `The Content-Type ${JSON.stringify(type)}`} cannot be read here; ` +
-      'send a valid media type (type/subtype), and application/json to POST /presign'
+      'send a valid media type (type/subtype)'
   },
   FST_ERR_CTP_INVALID_JSON_BODY: () => 'The body cannot be read as JSON (it is not JSON, or holds a forbidden key such as "__proto__"); ' +
     'send a JSON object, such as {"name":"a.txt"} (POST /presign is the route that reads JSON)',

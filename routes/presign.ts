@@ -24,6 +24,8 @@ interface PresignBody {
 const presignRoutes: FastifyPluginAsync<PresignRoutesOptions> = async (fastify, options) => {
   fastify.post<{ Body: PresignBody }>('/presign', {
     bodyLimit: 16 * 1024,
+    // JSON only, refused before the body otherwise (Fastify would read text/plain, then fail validation).
+    config: { upfront: { contentTypes: ['application/json'] } },
     schema: {
       body: {
         type: 'object',

@@ -88,3 +88,18 @@ t.test('presign limits follow the caller', async (t) => {
   const unpaired = await askGrant(port, bearer('bob'), surrogate)
   t.match(json(unpaired), { statusCode: 400, code: 'UPFRONT_INVALID_NAME', message: /not valid UTF-8/ })
 })
+
+t.test('a body that is not JSON is refused before it is sent: 415, no 100', async (t) => {
+  const { port } = await startService(t)
+  const body = Buffer.from('{"name":"a.txt"}')
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded']) {
+    const answer = await exchange(port, {
+      head: requestHead('POST', '/presign', [bearer('alice'), `Content-Type: ${type}`, `Content-Length: ${body.length}`, 'Expect: 100-continue']),
+      body
+    })
+    t.equal(answer.status, 415, type)
+    t.equal(answer.informational.length, 0, `${type}: no 100 Continue`)
+    t.equal(answer.bodyBytesWritten, 0, `${type}: no body byte sent`)
+    t.match(json(answer), { code: 'UPFRONT_UNSUPPORTED_MEDIA_TYPE', message: /send one of: application\/json/ })
+  }
+})
