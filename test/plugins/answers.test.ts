@@ -46,6 +46,8 @@ t.test('Fastify\'s own refusals say what to do', async (t) => {
   t.same(json(nonsense), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', error: 'Unsupported Media Type', message: 'The Content-Type "nonsense" cannot be read here; send a valid media type (type/subtype)' })
   const bodyWithoutType = await exchange(port, { head: requestHead('PUT', '/files/b.txt', [bearer('alice'), 'Content-Length: 1']), body: Buffer.from('x'), send: 'now' })
   t.equal(bodyWithoutType.status, 201, 'a PUT takes any type, none included')
+  const deleteWithBody = await exchange(port, { head: requestHead('DELETE', '/files/b.txt', [bearer('alice'), 'Content-Length: 1']), body: Buffer.from('x'), send: 'now' })
+  t.same(json(deleteWithBody), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', error: 'Unsupported Media Type', message: 'A body without a Content-Type cannot be read here; send a valid media type (type/subtype)' })
 })
 
 t.test('an unknown route is a 404 that says where the routes are', async (t) => {
