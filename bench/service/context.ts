@@ -2,7 +2,8 @@
 // (sizes and counts; `--quick` shrinks them), the CPU split, the work
 // directory, the sources, the bare servers, and the run's bounds and
 // verification failures.
-import { statfsSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync, statfsSync, writeSync } from 'node:fs'
 import { background } from '../lib/cpu.js'
 import type { CpuSplit } from '../lib/proc.js'
 import { log, run } from '../lib/proc.js'
@@ -62,6 +63,18 @@ export interface Source {
   path: string
   bytes: number
   sha256: string
+}
+
+/** Writes `count` copies of `block` to `path`, hashing them on the way. */
+export function writeSource (path: string, block: Buffer, count: number): Source {
+  const hash = createHash('sha256')
+  const fd = openSync(path, 'w')
+  for (let i = 0; i < count; i++) {
+    writeSync(fd, block)
+    hash.update(block)
+  }
+  closeSync(fd)
+  return { path, bytes: block.length * count, sha256: hash.digest('hex') }
 }
 
 export type BareMode = 'pipe' | 'sha256' | 'sha256-large' | 'durable' | 'discard'

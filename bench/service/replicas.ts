@@ -26,8 +26,7 @@ import { renderReplicas } from './replicas-report.js'
 import type { ReplicaResults } from './replicas-report.js'
 import { benchPrefix, countUnder, emptyPrefix, engineSettings, serviceS3Env } from './s3-engine.js'
 import type { Engine } from './s3-engine.js'
-import { freePort, startServiceWith } from './service-process.js'
-import { SERVICE_SCRIPT, SHIPPED_NODE_ARGS, stop, tail } from './servers.js'
+import { freePort, SERVICE_SCRIPT, SHIPPED_NODE_ARGS, startServiceWith, stop, tail } from './servers.js'
 import type { Server } from './servers.js'
 
 const figures = ['throughput', 'refusals', 'shutdown'] as const

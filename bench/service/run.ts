@@ -17,16 +17,16 @@
 // removed at the end, on error and on SIGINT/SIGTERM. The results go to
 // dist/bench-results/service.json (service-quick.json with --quick), and
 // the tables made from that file to stdout.
-import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { background, machine } from '../lib/cpu.js'
 import { curlVersion } from '../lib/curl.js'
 import { cpuSplit, hasCommand, killChildren, log, run } from '../lib/proc.js'
 import { f0, loadResults, pct, pcts, reportText, resultsPath, saveResults, sizeName } from '../lib/report.js'
-import { freeBytes, GIB, plan, syncDisk } from './context.js'
-import type { Bench, Source } from './context.js'
+import { freeBytes, GIB, plan, syncDisk, writeSource } from './context.js'
+import type { Bench } from './context.js'
 import { bigUploads, ceilings, peakRss, smallUploads } from './figures.js'
 import type { ServiceResults } from './figures.js'
 import { renderService } from './report.js'
@@ -77,18 +77,6 @@ if (freeAtStart < runPlan.minFree) {
   process.exit(1)
 }
 tmp = mkdtempSync(join(tmpdir(), 'upfront-bench-uploads-'))
-
-/** Writes `count` copies of `block` to `path`, hashing them on the way. */
-function writeSource (path: string, block: Buffer, count: number): Source {
-  const hash = createHash('sha256')
-  const fd = openSync(path, 'w')
-  for (let i = 0; i < count; i++) {
-    writeSync(fd, block)
-    hash.update(block)
-  }
-  closeSync(fd)
-  return { path, bytes: block.length * count, sha256: hash.digest('hex') }
-}
 
 try {
   log(`bench:uploads: working in ${tmp} (${(freeAtStart / GIB).toFixed(0)} GiB free); CPU split: ${split.pinned ? 'servers on core 0, clients on core 1' : 'not pinned'}` +

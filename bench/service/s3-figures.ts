@@ -16,8 +16,7 @@ import { checkBackground, checkDeadline, foreignCpu, releasePrefix, settleEngine
 import type { S3Bench } from './s3-context.js'
 import type { DirectConfig, DirectResult } from './s3-direct.js'
 import { engineCpu, SERVICE_PART_SIZE, SERVICE_QUEUE_SIZE, serviceS3Env } from './s3-engine.js'
-import { startServiceWith } from './service-process.js'
-import { AUTH, stop } from './servers.js'
+import { AUTH, startServiceWith, stop } from './servers.js'
 import type { Server } from './servers.js'
 
 const here = dirname(fileURLToPath(import.meta.url))

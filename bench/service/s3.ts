@@ -11,16 +11,15 @@
 // and on SIGINT/SIGTERM; files on disk go under one temp directory, removed
 // likewise. Results: dist/bench-results/s3.json (s3-quick.json with
 // --quick, s3-partial.json with --only), and the tables on stdout.
-import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HeadBucketCommand } from '@aws-sdk/client-s3'
 import { background, machine } from '../lib/cpu.js'
 import { cpuSplit, hasCommand, killChildren, log, run } from '../lib/proc.js'
 import { f0, loadResults, pcts, reportText, resultsPath, saveResults, sizeName } from '../lib/report.js'
-import type { Source } from './context.js'
-import { freeBytes } from './context.js'
+import { freeBytes, writeSource } from './context.js'
 import { listing } from './listing.js'
 import { releasePrefix, s3Figures, s3Plan } from './s3-context.js'
 import type { S3Bench, S3Figure } from './s3-context.js'
@@ -106,18 +105,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     log(`\n${signal}: stopping, emptying ${[...bench.prefixes].join(', ') || 'no prefix'} and removing ${tmp}`)
     cleanup().finally(() => process.exit(130))
   })
-}
-
-/** Writes `count` copies of `block` to `path`, hashing them on the way. */
-function writeSource (path: string, block: Buffer, count: number): Source {
-  const hash = createHash('sha256')
-  const fd = openSync(path, 'w')
-  for (let i = 0; i < count; i++) {
-    writeSync(fd, block)
-    hash.update(block)
-  }
-  closeSync(fd)
-  return { path, bytes: block.length * count, sha256: hash.digest('hex') }
 }
 
 async function engineName (): Promise<string> {
